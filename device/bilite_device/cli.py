@@ -1,0 +1,140 @@
+"""``bilite-device``: smoke tests, predictions and model facts on the device.
+
+Each command parses its arguments, calls one library function and prints. Every failure a user
+can cause is a :class:`BiliteError`: printed as one line on stderr, exit status 1 (2 for usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .bundle import load_bundle
+from .errors import BiliteError
+from .smoke import require_ok, run_smoke
+from .tflite_file import read_tflite_facts
+
+
+def _threads(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--threads must be at least 1, got {n}")
+    return n
+
+
+def cmd_smoke(args) -> int:
+    bundle = load_bundle(args.bundle, num_threads=args.threads)
+    report = run_smoke(bundle, latency_runs=args.runs)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        status = "PASS" if report.ok else "FAIL"
+        print(f"{status} {report.bundle} on {report.runtime}")
+        print(f"  golden vectors: {report.vectors} x {report.passes} passes (in order, reversed), "
+              f"max |diff| {report.max_abs_diff:.3g} (tolerance {report.tolerance:g})")
+        print(f"  latency per predict(text): p50 {report.latency_ms_p50:.3f} ms, "
+              f"p95 {report.latency_ms_p95:.3f} ms ({args.threads} thread(s))")
+        print(f"  peak RSS: {report.peak_rss_mb:.1f} MB")
+    require_ok(report)
+    return 0
+
+
+def _texts(args) -> list[str]:
+    if args.texts and args.texts != ["-"]:
+        return args.texts
+    return [line.rstrip("\n") for line in sys.stdin]
+
+
+def cmd_predict(args) -> int:
+    bundle = load_bundle(args.bundle, num_threads=args.threads)
+    for text in _texts(args):
+        prediction = bundle.predict(text)
+        if args.json:
+            print(json.dumps({"text": text, **prediction.to_json()}, ensure_ascii=False))
+        else:
+            print(f"{prediction.label}\t{prediction.score:.4f}\t{text}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    path = Path(args.path)
+    if path.suffix == ".tflite" and path.is_file():
+        facts = read_tflite_facts(path.read_bytes()).to_json()
+        info = {"model": facts}
+    else:
+        bundle = load_bundle(path)
+        meta = bundle.metadata.raw
+        info = {"bundle": str(path), "task": meta["task"], "labels": bundle.labels,
+                "schema_version": meta["schema_version"], "model": bundle.model.facts.to_json(),
+                "conversion": {k: meta["model"][k] for k in ("form", "quantization", "reset_variables")},
+                "metrics": meta.get("metrics", {}), "runtime": f"{bundle.model.runtime.name} "
+                f"{bundle.model.runtime.version}"}
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+    else:
+        model = info["model"]
+        for key in ("bundle", "task", "labels", "schema_version", "conversion", "runtime"):
+            if key in info:
+                print(f"{key}: {info[key]}")
+        print(f"size: {model['size_bytes']} bytes, subgraphs: {model['subgraphs']}, "
+              f"min runtime: {model['min_runtime_version']}")
+        print("ops: " + ", ".join(f"{o['name']} v{o['version']} x{o['count']}" for o in model["ops"]))
+        for t in model["inputs"]:
+            print(f"input  {t['name']}: {t['dtype']} {t['shape']}")
+        for t in model["outputs"]:
+            print(f"output {t['name']}: {t['dtype']} {t['shape']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bilite-device",
+        description="Run bilite bundles on a device: verify them, predict, and time them.",
+    )
+    parser.add_argument("--version", action="version", version=f"bilite-device {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("smoke", help="verify a bundle and re-run its golden vectors here",
+                       description="Verify checksums and schema, load the model, re-run the golden "
+                       "vectors in order and reversed through one interpreter, print latency and "
+                       "peak RSS. Exits 1 on any failure.")
+    p.add_argument("bundle", help="bundle directory or .tar.gz")
+    p.add_argument("--threads", type=_threads, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--runs", type=int, default=200, help="timed predictions (default 200)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_smoke)
+
+    p = sub.add_parser("predict", help="classify texts (arguments, or one per line on stdin)",
+                       description="Classify each TEXT; with no TEXT (or '-'), read one text per "
+                       "line from stdin. Prints label, score and text, tab-separated.")
+    p.add_argument("bundle", help="bundle directory or .tar.gz")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("--threads", type=_threads, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("info", help="show a bundle's or a .tflite file's ops, tensors and metrics",
+                       description="Show ops with versions, inputs/outputs, the minimum runtime "
+                       "version, and for a bundle its conversion form and metrics.")
+    p.add_argument("path", help="bundle directory, .tar.gz, or .tflite file")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BiliteError as exc:
+        print(f"bilite-device {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `bilite-device predict ... | head` is not an error
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""``bilite build``: data -> vocabulary -> trained BiRNN -> chosen TFLite form -> bundle.
+
+Every number in the bundle's metadata is measured on the converted TFLite model through the
+device package's own code (tokenizer and interpreter binding), so host and device cannot differ.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata as dist
+from pathlib import Path
+
+import numpy as np
+
+from bilite_device.bundle import load_bundle
+from bilite_device.model import TfliteModel
+from bilite_device.runtime import find_runtime
+from bilite_device.schema import (GOLDEN_FILE, LABELS_FILE, METADATA_FILE, MODEL_FILE, SCHEMA_VERSION,
+                                  VOCAB_FILE)
+from bilite_device.smoke import require_ok, run_smoke
+from bilite_device.tokenizer import Tokenizer, build_vocab
+
+from .bundle_writer import write_bundle
+from .card import render_bundle_docs
+from .compare import tflite_scores
+from .config import BuildConfig
+from .data import Dataset, stratified_split
+from .forms import choose_form
+from .golden import make_golden, pick_texts
+from .metrics import classification_metrics
+
+PARITY_INPUTS = 200  # validation texts run through each candidate form
+
+
+@dataclass
+class BuildResult:
+    bundle_dir: Path
+    archive: Path
+    metadata: dict
+
+
+def library_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in ("bilite", "bilite-device", "tensorflow", "keras", "tf-keras", "numpy", "ai-edge-litert",
+                 "tflite-runtime"):
+        try:
+            versions[name.replace("-", "_")] = dist.version(name)
+        except dist.PackageNotFoundError:
+            pass
+    return versions
+
+
+def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = None,
+          log=print) -> BuildResult:
+    t0 = time.perf_counter()
+    cfg_tok, cfg_model, cfg_train, cfg_conv = config.tokenizer, config.model, config.train, config.convert
+    train, val, test = stratified_split(dataset, cfg_train.seed, cfg_train.validation_fraction,
+                                        cfg_train.test_fraction)
+    labels = dataset.label_names()
+    log(f"data: {len(dataset)} texts from {dataset.source}; labels {labels}; "
+        f"split {len(train)}/{len(val)}/{len(test)} (train/validation/test, seed {cfg_train.seed})")
+
+    tokenizer = Tokenizer(cfg_tok, build_vocab(train.texts, cfg_tok))
+    log(f"vocabulary: {len(tokenizer)} tokens (cap {cfg_tok.max_vocab}, min count {cfg_tok.min_count}); "
+        f"max_len {cfg_tok.max_len}")
+    index = {label: i for i, label in enumerate(labels)}
+    x_train, x_val, x_test = (tokenizer.encode_batch(d.texts) for d in (train, val, test))
+    y_train, y_val, y_test = (np.array([index[y] for y in d.labels]) for d in (train, val, test))
+
+    from .keras_model import predict_scores, train_model
+
+    log(f"training: Bidirectional({cfg_model.cell.upper()} {cfg_model.units}) x {cfg_model.layers}, "
+        f"embedding {cfg_model.embed_dim}")
+    keras_model, history = train_model(cfg_model, cfg_train, len(tokenizer), len(labels),
+                                       cfg_tok.max_len, x_train, y_train, x_val, y_val, log=log)
+    keras_test = classification_metrics(y_test, predict_scores(keras_model, x_test).argmax(1), labels)
+    log(f"keras test accuracy {keras_test['accuracy']:.4f}, macro F1 {keras_test['macro_f1']:.4f}")
+
+    runtime = find_runtime()
+    log(f"converting ({cfg_conv.quantization}, target {cfg_conv.target}); measuring forms on "
+        f"{runtime.name} {runtime.version}, one thread:")
+    parity_ids = x_val[:PARITY_INPUTS]
+    chosen, tried = choose_form(keras_model, cfg_model, cfg_conv, len(tokenizer), len(labels),
+                                cfg_tok.max_len, parity_ids, predict_scores(keras_model, parity_ids), log=log)
+    log(f"chosen form: {chosen.form}")
+    model_meta = {**chosen.meta, "selection": {"runtime": f"{runtime.name} {runtime.version}",
+                                               "threads": 1, "candidates": tried,
+                                               "rule": "fastest form that matches Keras; within "
+                                               "3 % of the fastest, the smallest file"}}
+
+    # Metrics on the TFLite model, through one interpreter, in sequence (as on the device).
+    tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)
+    tflite_test = tflite_scores(tflite, x_test, sigmoid=len(labels) == 2)
+    metrics = classification_metrics(y_test, tflite_test.argmax(1), labels)
+    metrics.update({"evaluated_on": "tflite", "split": "test",
+                    "keras": {"accuracy": keras_test["accuracy"], "macro_f1": keras_test["macro_f1"]},
+                    "label_agreement_with_keras": float(
+                        (tflite_test.argmax(1) == predict_scores(keras_model, x_test).argmax(1)).mean())})
+    log(f"tflite test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
+        + ", ".join(f"{k} F1 {v['f1']:.4f}" for k, v in metrics["per_label"].items()))
+
+    golden_texts = pick_texts(test.texts, test.labels, config.golden_count)
+    golden = make_golden(golden_texts, tokenizer, chosen.model_bytes, model_meta, labels,
+                         lambda ids: predict_scores(keras_model, ids), cfg_conv.quantization)
+
+    name = name or Path(out_dir).name
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "description": f"Bidirectional {cfg_model.cell.upper()} text classifier built by bilite.",
+        "task": "classification",
+        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "labels": labels,
+        "output": {"kind": "sigmoid" if len(labels) == 2 else "softmax",
+                   "positive_label": labels[1] if len(labels) == 2 else None},
+        "tokenizer": {**cfg_tok.to_json(), "vocab_file": VOCAB_FILE, "vocab_size": len(tokenizer)},
+        "model": model_meta,
+        "metrics": metrics,
+        "golden": {"file": GOLDEN_FILE, "count": len(golden["vectors"]),
+                   **{k: v for k, v in golden.items() if k != "vectors"}},
+        "training": {"dataset": dataset.source, "config": config.to_json(), "seed": cfg_train.seed,
+                     "split_sizes": {"train": len(train), "validation": len(val), "test": len(test)},
+                     "epochs_run": len(history.get("loss", [])), "history": history},
+        "library_versions": library_versions(),
+    }
+    files = {
+        MODEL_FILE: chosen.model_bytes,
+        VOCAB_FILE: ("\n".join(tokenizer.vocab) + "\n").encode("utf-8"),
+        LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8"),
+        METADATA_FILE: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+        GOLDEN_FILE: (json.dumps(golden, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
+        **render_bundle_docs(meta, example_text=golden_texts[-1][:80].replace('"', "'")),
+    }
+
+    def verify(staged: Path) -> None:
+        # The staged bundle must load and pass its own smoke test before it replaces anything.
+        require_ok(run_smoke(load_bundle(staged), latency_runs=20))
+
+    bundle_dir, archive = write_bundle(out_dir, files, verify=verify)
+    log(f"bundle: {bundle_dir} and {archive} ({archive.stat().st_size / 1024:.0f} KiB) "
+        f"in {time.perf_counter() - t0:.0f} s")
+    return BuildResult(bundle_dir, archive, meta)

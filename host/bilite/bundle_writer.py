@@ -1,0 +1,80 @@
+"""Write a bundle directory and its ``.tar.gz`` so that a reader never sees half of one.
+
+Everything is written into a staging directory beside the destination, checked by loading it
+with the device package, and only then renamed into place; an existing bundle is swapped out
+(renamed aside, then removed), so an interrupted build leaves the old bundle or the new one.
+The archive is written to a temporary file and renamed too. Archives are reproducible: sorted
+members, fixed owner and modification time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from bilite_device.bundle_files import format_checksums
+from bilite_device.schema import CHECKSUMS_FILE
+
+from .errors import BiliteError
+
+
+def with_checksums(files: dict[str, bytes]) -> dict[str, bytes]:
+    files = {name: blob for name, blob in files.items() if name != CHECKSUMS_FILE}
+    return {**files, CHECKSUMS_FILE: format_checksums(files)}
+
+
+def _archive_bytes(folder_name: str, files: dict[str, bytes], mtime: int) -> bytes:
+    buffer = io.BytesIO()
+    # gzip's own header carries a timestamp: fix it too, for byte-identical rebuilds.
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=mtime, compresslevel=9) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name in sorted(files):
+                info = tarfile.TarInfo(f"{folder_name}/{name}")
+                info.size = len(files[name])
+                info.mtime = mtime
+                info.mode = 0o644
+                info.uname = info.gname = "bilite"
+                tar.addfile(info, io.BytesIO(files[name]))
+    return buffer.getvalue()
+
+
+def write_bundle(out_dir, files: dict[str, bytes], mtime: int = 0, verify=None) -> tuple[Path, Path]:
+    """Write ``out_dir`` and ``out_dir.tar.gz`` atomically; ``verify(path)`` runs on the staged copy."""
+    out_dir = Path(out_dir).resolve()
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    files = with_checksums(files)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=parent))
+    archive = out_dir.with_name(out_dir.name + ".tar.gz")
+    tmp_archive = parent / (staging.name + ".tar.gz.tmp")
+    try:
+        for name, blob in files.items():
+            (staging / name).write_bytes(blob)
+        if verify is not None:
+            verify(staging)
+        tmp_archive.write_bytes(_archive_bytes(out_dir.name, files, mtime))
+        old = None
+        if out_dir.exists():
+            is_bundle = out_dir.is_dir() and (out_dir / CHECKSUMS_FILE).exists()
+            if not is_bundle and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+                raise BiliteError(
+                    f"{out_dir} exists and is not a bilite bundle; refusing to replace it. "
+                    "Choose another --out."
+                )
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
+            os.rename(out_dir, old / "bundle")
+        os.rename(staging, out_dir)
+        os.replace(tmp_archive, archive)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        if tmp_archive.exists():
+            tmp_archive.unlink()
+    return out_dir, archive
