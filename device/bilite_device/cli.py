@@ -126,7 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse stops filling TEXT... at the first option: `predict B --json "a text"` leaves
+        # "a text" over. Texts after options are still texts; unknown options are errors.
+        if getattr(args, "texts", None) is not None and not any(e.startswith("-") and e != "-" for e in extra):
+            args.texts += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except BiliteError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._stderr import captured_fd2, replay_unexpected
 from .errors import IncompatibleRuntimeError, ModelError
 from .runtime import Runtime, check_model_runtime, find_runtime
 from .tflite_file import read_tflite_facts
@@ -39,14 +40,23 @@ class TfliteModel:
                 "but metadata.json does not ask for a reset before each run: its scores would "
                 "depend on earlier inputs. Rebuild the bundle with `bilite build`."
             )
-        try:
-            self.interpreter = self.runtime.interpreter_class(
-                model_content=model_bytes, num_threads=num_threads
-            )
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
+        with captured_fd2() as native:
+            try:
+                self.interpreter = self.runtime.interpreter_class(
+                    model_content=model_bytes, num_threads=num_threads
+                )
+                self.interpreter.allocate_tensors()
+                error = None
+            except (ValueError, RuntimeError) as exc:
+                error = exc
+        replay_unexpected(native["text"])
+        if error is not None:
+            exc = error
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "find op" in str(exc):
+            native_lines = [ln for ln in native["text"].splitlines() if "find op" in ln]
+            if native_lines:
+                message = native_lines[0].strip()
+            if "find op" in str(exc) or native_lines:
                 ops = ", ".join(f"{o.name} v{o.version}" for o in self.facts.ops)
                 raise IncompatibleRuntimeError(
                     f"{self.runtime.name} {self.runtime.version} cannot run this model: {message}. "

@@ -9,6 +9,8 @@ Rules (all recorded in the bundle's metadata under ``tokenizer``):
   separate tokens and are dropped;
 * normalize each token with Unicode NFKC (so NFC and NFD spellings, and full-width forms, give
   the same ids) and lowercase it;
+* fold every decimal digit to "0" (phone numbers, prices and codes are rare one by one, but their
+  shapes, such as an 11-digit number, are frequent and telling);
 * map tokens to ids through the vocabulary: ``<pad>`` = 0, ``<unk>`` = 1;
 * truncate to ``max_len`` ids, dropping tokens at the end ("post") or the start ("pre");
 * pad with 0 up to ``max_len`` at the end ("post") or the start ("pre").
@@ -43,6 +45,7 @@ def char_class(ranges) -> str:
 # tokens (see _unicode_classes.py for why the ranges are frozen rather than computed).
 _WORD = char_class(WORD_RANGES)
 _GAP = char_class(GAP_RANGES)
+_DIGIT_RE = re.compile(r"\d")  # Unicode decimal digits, after NFKC
 _TOKEN_RE = re.compile(f"[{_WORD}]+(?:'[{_WORD}]+)*|[^{_WORD}{_GAP}\\s]")
 
 
@@ -52,6 +55,7 @@ class TokenizerConfig:
 
     max_len: int = 64
     lowercase: bool = True
+    fold_digits: bool = True
     normalization: str = "NFKC"
     padding: str = "post"
     truncation: str = "post"
@@ -88,8 +92,16 @@ class TokenizerConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "TokenizerConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        # Every rule must be recorded: a default filled in for a missing rule could tokenize
+        # differently from training without any error.
+        names = [f.name for f in fields(cls)]
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise SchemaError(
+                f"tokenizer rules in metadata.json lack {', '.join(missing)}; the bundle is "
+                "incomplete or from an incompatible bilite. Rebuild it with `bilite build`."
+            )
+        return cls(**{name: data[name] for name in names})
 
 
 def as_text(text) -> str:
@@ -112,6 +124,8 @@ def normalize_token(token: str, config: TokenizerConfig) -> str:
         token = unicodedata.normalize(config.normalization, token)
     if config.lowercase:
         token = token.lower()
+    if config.fold_digits:
+        token = _DIGIT_RE.sub("0", token)
     # NFKC can turn a symbol into space + mark (U+00A8 -> ' \u0308'); a token never holds space.
     return "".join(token.split())
 

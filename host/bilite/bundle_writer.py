@@ -52,6 +52,7 @@ def write_bundle(out_dir, files: dict[str, bytes], mtime: int = 0, verify=None) 
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=parent))
     archive = out_dir.with_name(out_dir.name + ".tar.gz")
     tmp_archive = parent / (staging.name + ".tar.gz.tmp")
+    os.chmod(staging, 0o755)  # mkdtemp makes it 0700; a bundle is meant to be read by others
     try:
         for name, blob in files.items():
             (staging / name).write_bytes(blob)

@@ -6,12 +6,16 @@ TensorFlow is imported only inside the commands that need it, so ``bilite --help
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from bilite_device.errors import BiliteError
+
+# TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine) helps no one here.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class _BiliteGroup(click.Group):

@@ -15,6 +15,10 @@ with variable tensors for ``fused``. A surprise is an error, never a silently di
 
 from __future__ import annotations
 
+import contextlib
+import io
+
+from bilite_device._stderr import captured_fd2
 from bilite_device.runtime import parse_version
 from bilite_device.tflite_file import TfliteFacts, read_tflite_facts
 
@@ -40,14 +44,20 @@ def convert_keras(model, quantization: str, target: str) -> bytes:
         converter.target_spec.supported_types = [tf.float16]
     elif quantization != "float32":
         raise ConversionError(f"unknown quantization {quantization!r}")
-    try:
-        return converter.convert()
-    except Exception as exc:  # the converter raises ConverterError and friends
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(
-            f"TFLite conversion ({quantization}) failed: {first}. Builtin ops only are allowed "
-            "(no Flex); try another --form or --quantize float32."
-        ) from None
+    # The converter prints pages of C++ logs and "Saved artifact" notes: keep them out of the
+    # user's way, but quote them when conversion fails.
+    with captured_fd2() as native, contextlib.redirect_stdout(io.StringIO()) as printed:
+        try:
+            return converter.convert()
+        except Exception as exc:  # the converter raises ConverterError and friends
+            error = exc
+    lines = [ln for ln in (str(error) + "\n" + native["text"] + printed.getvalue()).splitlines()
+             if "error" in ln.lower()]
+    first = (lines or [type(error).__name__])[0].strip()[:500]
+    raise ConversionError(
+        f"TFLite conversion ({quantization}) failed: {first}. Builtin ops only are allowed "
+        "(no Flex); try another --form or --quantize float32."
+    )
 
 
 def check_graph(facts: TfliteFacts, form: str, max_len: int, target: str) -> None:

@@ -1,0 +1,103 @@
+import json
+
+import numpy as np
+import pytest
+
+from bilite_device import load_bundle, read_tflite_facts
+from bilite_device.smoke import run_smoke
+
+from conftest import FUSED_BUNDLE, WHILE_BUNDLE
+
+
+def test_directory_and_archive_give_the_same_scores(bundle_dir):
+    from_dir = load_bundle(bundle_dir)
+    from_tar = load_bundle(bundle_dir.with_name(bundle_dir.name + ".tar.gz"))
+    for vector in from_dir.golden:
+        assert from_dir.predict(vector["text"]) == from_tar.predict(vector["text"])
+
+
+def test_golden_vectors_reproduce(bundle_dir):
+    report = run_smoke(load_bundle(bundle_dir), latency_runs=5)
+    assert report.ok, report.failures
+    assert report.vectors >= 20
+    assert report.latency_ms_p50 > 0 and report.peak_rss_mb > 0
+
+
+def test_same_text_scores_identically_before_and_after_other_texts(bundle_dir):
+    bundle = load_bundle(bundle_dir)
+    probe = "URGENT! You have won a 1 week FREE membership in our £100,000 prize Jackpot!"
+    first = bundle.predict(probe).scores
+    for vector in bundle.golden:
+        bundle.predict(vector["text"])
+    assert bundle.predict(probe).scores == first
+
+
+def test_fused_form_really_keeps_state_without_the_reset():
+    """The reason for reset_variables: without it, the fused LSTM answers differently."""
+    bundle = load_bundle(FUSED_BUNDLE)
+    assert bundle.model.reset_variables and bundle.model.facts.variable_tensors
+    ids = bundle.tokenizer.encode("URGENT! You have won a FREE prize, call now")
+    interp = bundle.model.interpreter
+    inp = interp.get_input_details()[0]["index"]
+    out = interp.get_output_details()[0]["index"]
+    interp.reset_all_variables()
+    seen = []
+    for _ in range(3):
+        interp.set_tensor(inp, ids.reshape(1, -1))
+        interp.invoke()
+        seen.append(float(interp.get_tensor(out).reshape(-1)[0]))
+    assert len(set(seen)) > 1, "the fused op no longer keeps state: reset logic may be dropped"
+    assert float(bundle.scores_for_ids(ids)[1]) == pytest.approx(seen[0], abs=0)
+
+
+def test_prediction_shape_and_labels():
+    bundle = load_bundle(WHILE_BUNDLE)
+    prediction = bundle.predict("Are we still meeting for lunch today?")
+    assert set(prediction.scores) == {"ham", "spam"}
+    assert prediction.label == max(prediction.scores, key=prediction.scores.get)
+    assert prediction.score == prediction.scores[prediction.label]
+    assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-6)
+    assert json.loads(json.dumps(prediction.to_json()))["label"] == prediction.label
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "\U0001F600" * 50, "x" * 10_000, "spam " * 300_000, "\x00\x01\x02",
+    "مرحبا", "e\u0301\u0301\u0301", "ＦＲＥＥ", "12345 67890", "?!?!", b"bytes are fine",
+])
+def test_odd_text_still_gets_a_prediction(text):
+    prediction = load_bundle(WHILE_BUNDLE).predict(text)
+    assert prediction.label in ("ham", "spam") and 0.0 <= prediction.score <= 1.0
+
+
+def test_predict_batch_matches_predict():
+    bundle = load_bundle(WHILE_BUNDLE)
+    texts = [v["text"] for v in bundle.golden]
+    assert bundle.predict_batch(texts) == [bundle.predict(t) for t in texts]
+    assert bundle.predict_batch([]) == []
+
+
+def test_inputs_and_outputs_are_bound_by_name():
+    bundle = load_bundle(WHILE_BUNDLE)
+    meta = bundle.metadata.model
+    assert bundle.model._in["name"] == meta["inputs"][0]["name"]
+    assert bundle.model._out["name"] == meta["outputs"][0]["name"]
+
+
+def test_tflite_facts_agree_with_the_interpreter(bundle_dir):
+    facts = read_tflite_facts((bundle_dir / "model.tflite").read_bytes())
+    bundle = load_bundle(bundle_dir)
+    details = bundle.model.interpreter.get_input_details()
+    assert [t.name for t in facts.inputs] == [d["name"] for d in details]
+    assert [tuple(t.shape) for t in facts.inputs] == [tuple(d["shape"]) for d in details]
+    assert facts.flex_ops == []
+    assert json.loads((bundle_dir / "metadata.json").read_text())["model"]["ops"] == \
+        [{"name": o.name, "version": o.version, "count": o.count} for o in facts.ops]
+
+
+def test_num_threads_must_be_positive():
+    from bilite_device import BundleError
+
+    with pytest.raises(BundleError, match="num_threads"):
+        load_bundle(WHILE_BUNDLE, num_threads=0)
+    assert np.allclose(load_bundle(WHILE_BUNDLE, num_threads=2).scores_for_ids(np.zeros(24, np.int32)),
+                       load_bundle(WHILE_BUNDLE).scores_for_ids(np.zeros(24, np.int32)), atol=1e-6)

@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from bilite.data import load_dataset, stratified_split
+from bilite.errors import DataError
+
+
+def test_sms_spam_collection_reads_exactly(sms):
+    # 5,574 = 4,827 ham + 747 spam (the upstream readme's counts); CSV quoting would give 5,572.
+    assert len(sms) == 5574
+    assert sms.labels.count("ham") == 4827 and sms.labels.count("spam") == 747
+    assert sms.texts[0].startswith("Go until jurong point")
+    assert any('"' in t for t in sms.texts)
+
+
+def test_csv_tsv_jsonl_with_named_columns(tmp_path):
+    (tmp_path / "d.csv").write_text('id,msg,kind\n1,"hello, world",a\n2,"say ""hi""",b\n')
+    ds = load_dataset(tmp_path / "d.csv", text_column="msg", label_column="kind")
+    assert ds.texts == ["hello, world", 'say "hi"'] and ds.labels == ["a", "b"]
+    (tmp_path / "d.tsv").write_text("msg\tkind\nhello\ta\nbye\tb\n")
+    assert load_dataset(tmp_path / "d.tsv", text_column="msg", label_column="kind").labels == ["a", "b"]
+    rows = [{"t": "x", "y": "p"}, {"t": "z", "y": "q"}]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    assert load_dataset(tmp_path / "d.jsonl", text_column="t", label_column="y").texts == ["x", "z"]
+
+
+@pytest.mark.parametrize("content, name, message", [
+    ("no tab here\n", "d.txt", "expected 'label<TAB>text'"),
+    ("a,b\n1,2\n", "d.csv", "column\\(s\\) \\['text', 'label'\\] not found"),
+    ('{"text": "x"}\n', "d.jsonl", "expected an object with keys"),
+    ("{broken\n", "d.jsonl", "not valid JSON"),
+    ("ham\thello\nham\tbye\n", "d.txt", "at least two labels"),
+])
+def test_bad_datasets_name_the_problem(tmp_path, content, name, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_dataset(tmp_path / name)
+
+
+def test_missing_and_non_utf8(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_dataset(tmp_path / "nope.txt")
+    (tmp_path / "latin1.txt").write_bytes("ham\tcaf\xe9\nspam\tx\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_dataset(tmp_path / "latin1.txt")
+
+
+def test_split_is_stratified_seeded_and_disjoint(sms):
+    train, val, test = stratified_split(sms, seed=3)
+    assert len(train) + len(val) + len(test) == len(sms)
+    assert test.labels.count("spam") == round(747 * 0.1) and val.labels.count("ham") == round(4827 * 0.1)
+    again = stratified_split(sms, seed=3)
+    assert again[2].texts == test.texts
+    assert stratified_split(sms, seed=4)[2].texts != test.texts

@@ -1,0 +1,39 @@
+import json
+
+import numpy as np
+import pytest
+
+from bilite.errors import ParityError
+from bilite.golden import EDGE_TEXTS, make_golden, pick_texts
+from bilite_device import load_bundle
+from conftest import FIXTURES
+
+
+def test_pick_texts_spreads_over_labels_and_keeps_edge_cases():
+    texts = [f"ham {i}" for i in range(50)] + [f"spam {i}" for i in range(10)]
+    labels = ["ham"] * 50 + ["spam"] * 10
+    picked = pick_texts(texts, labels, 24)
+    assert len(picked) == 24 and picked[: len(EDGE_TEXTS)] == list(EDGE_TEXTS)
+    assert sum(t.startswith("spam") for t in picked) == 10
+
+
+def _golden_inputs():
+    bundle = load_bundle(FIXTURES / "tiny-sms-while")
+    meta = json.loads((FIXTURES / "tiny-sms-while" / "metadata.json").read_text())
+    model = (FIXTURES / "tiny-sms-while" / "model.tflite").read_bytes()
+    texts = [v["text"] for v in bundle.golden]
+    return bundle, meta, model, texts
+
+
+def test_golden_scores_are_the_tflite_models_and_drift_fails_the_build():
+    bundle, meta, model, texts = _golden_inputs()
+    truth = np.array([bundle.scores_for_ids(bundle.tokenizer.encode(t)) for t in texts])
+    golden = make_golden(texts, bundle.tokenizer, model, meta["model"], bundle.labels,
+                         lambda ids: truth, "dynamic")
+    assert golden["keras_max_abs_diff"] == 0.0
+    assert [v["scores"] for v in golden["vectors"]] == [v["scores"] for v in bundle.golden]
+    shifted = truth.copy()
+    shifted[5] += np.array([-0.2, 0.2], dtype=np.float32)  # a "Keras" that disagrees on one text
+    with pytest.raises(ParityError, match=r"1 golden vector\(s\) drift.*#5 \(0\.2"):
+        make_golden(texts, bundle.tokenizer, model, meta["model"], bundle.labels,
+                    lambda ids: shifted, "dynamic")
