@@ -69,6 +69,14 @@ class _Table:
         count, start = self._vector(index)
         return list(struct.unpack_from(f"<{count}i", self.buf, start)) if count else []
 
+    def numbers(self, index: int, fmt: str) -> list:
+        count, start = self._vector(index)
+        return list(struct.unpack_from(f"<{count}{fmt}", self.buf, start)) if count else []
+
+    def table(self, index: int) -> "_Table | None":
+        pos = self._deref(index)
+        return None if pos is None else _Table(self.buf, pos)
+
     def bytes_(self, index: int) -> bytes:
         count, start = self._vector(index)
         return bytes(self.buf[start : start + count])
@@ -87,6 +95,8 @@ class TensorInfo:
     dtype: str
     shape: tuple[int, ...]
     is_variable: bool
+    scale: tuple[float, ...] = ()
+    zero_point: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,15 +131,19 @@ class TfliteFacts:
 
 
 def _tensor_json(t: TensorInfo) -> dict:
-    return {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)}
+    return {"name": t.name, "dtype": t.dtype, "shape": list(t.shape),
+            "quantization": {"scale": list(t.scale), "zero_point": list(t.zero_point)}}
 
 
 def _tensor(table: _Table) -> TensorInfo:
+    quant = table.table(4)  # QuantizationParameters: scale is field 2, zero_point field 3
     return TensorInfo(
         name=table.string(3) or "",
         dtype=TENSOR_TYPES.get(table.scalar(1, "b", 0), "UNKNOWN").lower(),
         shape=tuple(table.ints(0)),
         is_variable=bool(table.scalar(5, "B", 0)),
+        scale=tuple(quant.numbers(2, "f")) if quant else (),
+        zero_point=tuple(quant.numbers(3, "q")) if quant else (),
     )
 
 

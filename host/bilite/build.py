@@ -18,7 +18,7 @@ import numpy as np
 
 from bilite_device.bundle import load_bundle
 from bilite_device.model import TfliteModel
-from bilite_device.runtime import find_runtime
+from bilite_device.errors import SmokeTestError
 from bilite_device.schema import (GOLDEN_FILE, LABELS_FILE, METADATA_FILE, MODEL_FILE, SCHEMA_VERSION,
                                   VOCAB_FILE)
 from bilite_device.smoke import require_ok, run_smoke
@@ -32,6 +32,7 @@ from .data import Dataset, stratified_split
 from .forms import choose_form
 from .golden import make_golden, pick_texts
 from .metrics import classification_metrics
+from .target import TargetRunner, find_device_python
 
 PARITY_INPUTS = 200  # validation texts run through each candidate form
 
@@ -55,7 +56,7 @@ def library_versions() -> dict:
 
 
 def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = None,
-          log=print) -> BuildResult:
+          device_python: str | None = None, log=print) -> BuildResult:
     t0 = time.perf_counter()
     cfg_tok, cfg_model, cfg_train, cfg_conv = config.tokenizer, config.model, config.train, config.convert
     train, val, test = stratified_split(dataset, cfg_train.seed, cfg_train.validation_fraction,
@@ -80,14 +81,19 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     keras_test = classification_metrics(y_test, predict_scores(keras_model, x_test).argmax(1), labels)
     log(f"keras test accuracy {keras_test['accuracy']:.4f}, macro F1 {keras_test['macro_f1']:.4f}")
 
-    runtime = find_runtime()
+    target = TargetRunner(find_device_python(device_python))
+    measured_on = target.describe()
     log(f"converting ({cfg_conv.quantization}, target {cfg_conv.target}); measuring forms on "
-        f"{runtime.name} {runtime.version}, one thread:")
+        f"{measured_on}, one thread:")
+    if target.python is None and cfg_conv.target == "tflite-runtime-2.14":
+        log("  warning: no device environment (--device-python / BILITE_DEVICE_PYTHON): timing on "
+            "the host runtime, which ranks forms differently from tflite-runtime 2.14")
     parity_ids = x_val[:PARITY_INPUTS]
     chosen, tried = choose_form(keras_model, cfg_model, cfg_conv, len(tokenizer), len(labels),
-                                cfg_tok.max_len, parity_ids, predict_scores(keras_model, parity_ids), log=log)
+                                cfg_tok.max_len, parity_ids, predict_scores(keras_model, parity_ids),
+                                target, log=log)
     log(f"chosen form: {chosen.form}")
-    model_meta = {**chosen.meta, "selection": {"runtime": f"{runtime.name} {runtime.version}",
+    model_meta = {**chosen.meta, "selection": {"runtime": measured_on,
                                                "threads": 1, "candidates": tried,
                                                "rule": "fastest form that matches Keras; within "
                                                "3 % of the fastest, the smallest file"}}
@@ -137,8 +143,16 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     }
 
     def verify(staged: Path) -> None:
-        # The staged bundle must load and pass its own smoke test before it replaces anything.
+        # The staged bundle must load and pass its own smoke test, here and on the device's
+        # runtime, before it replaces anything.
         require_ok(run_smoke(load_bundle(staged), latency_runs=20))
+        report = target.smoke(staged)
+        if report is not None:
+            if not report.get("ok"):
+                raise SmokeTestError(f"the bundle fails `bilite-device smoke` on {measured_on}: "
+                                     + "; ".join(str(f) for f in report.get("failures", [])[:5]))
+            log(f"smoke on {measured_on}: {report['vectors']} golden vectors x 2 passes, max |diff| "
+                f"{report['max_abs_diff']:.2g}, p50 {report['latency_ms_p50']:.3f} ms")
 
     bundle_dir, archive = write_bundle(out_dir, files, verify=verify)
     log(f"bundle: {bundle_dir} and {archive} ({archive.stat().st_size / 1024:.0f} KiB) "

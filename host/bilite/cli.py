@@ -71,9 +71,13 @@ def main():
               show_default=True, help="Quantization mode.")
 @click.option("--target", type=click.Choice(["tflite-runtime-2.14", "ai-edge-litert"]),
               default="tflite-runtime-2.14", show_default=True, help="The TFLite runtime the device has.")
+@click.option("--device-python", type=click.Path(dir_okay=False),
+              help="Python of a device-only environment (bilite-device + the target runtime) used to "
+              "time forms and smoke-test the bundle on the device's runtime. Default: "
+              "$BILITE_DEVICE_PYTHON, else the checkout's .venv/device.")
 def build(data, out_dir, name, fmt, text_column, label_column, cell, units, layers, embed_dim, dropout,
           epochs, batch_size, learning_rate, seed, max_len, max_vocab, min_count, padding, truncation,
-          form, quantize, target):
+          form, quantize, target, device_python):
     """Train a BiRNN classifier on DATA and write a deployment bundle to --out."""
     from bilite_device.tokenizer import TokenizerConfig
 
@@ -90,7 +94,7 @@ def build(data, out_dir, name, fmt, text_column, label_column, cell, units, laye
     dataset = load_dataset(data, fmt, text_column, label_column)
     from .build import build as run_build
 
-    result = run_build(dataset, config, out_dir, name=name, log=click.echo)
+    result = run_build(dataset, config, out_dir, name=name, device_python=device_python, log=click.echo)
     m = result.metadata["metrics"]
     click.echo(f"done: {result.bundle_dir} (TFLite test accuracy {m['accuracy']:.4f}, "
                f"form {result.metadata['model']['form']}, {result.metadata['model']['quantization']})")

@@ -1,8 +1,9 @@
 """Pick the conversion form (WHILE loop, unrolled, fused LSTM) from measurements, per model.
 
 Every candidate is converted, checked (ops, variable tensors, target op versions), proven
-against Keras on real validation inputs run in sequence through one interpreter, and timed on
-the device runtime with one thread. The fastest candidate that passes wins; the figures for all
+against Keras on real validation inputs run in sequence through one interpreter, and timed with
+one thread, on the target runtime itself when a device environment is available (see target.py:
+tflite-runtime 2.14 and ai-edge-litert rank the forms differently). The fastest candidate that passes wins; the figures for all
 of them go into the bundle's metadata, so the choice can be audited.
 
 Why measure rather than assume: on x86 the stateless WHILE form ran 1.1-1.6x faster than the
@@ -11,19 +12,17 @@ fused LSTM (XNNPACK takes the loop's matrix products), which is the opposite of 
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from bilite_device.model import TfliteModel
-
-from .compare import KERAS_TOLERANCE, ParityReport, compare
+from .compare import KERAS_TOLERANCE, ParityReport, compare_scores, label_scores
 from .config import ConvertConfig, ModelConfig
 from .convert import convert_checked
 from .errors import BiliteError, ConversionError, ParityError
 from .keras_model import inference_twin
+from .target import TargetRunner
 
 # Within this fraction of the fastest, the smaller file wins: a 3 % timing gap is noise on a
 # shared machine, a 2x larger download is not.
@@ -53,8 +52,8 @@ def model_meta(form: str, facts, quantization: str, target: str) -> dict:
         "stateless": form != "fused",
         "quantization": quantization,
         "target": target,
-        "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in facts.inputs],
-        "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in facts.outputs],
+        "inputs": facts.to_json()["inputs"],
+        "outputs": facts.to_json()["outputs"],
         "ops": [{"name": o.name, "version": o.version, "count": o.count} for o in facts.ops],
         "subgraphs": facts.subgraph_count,
         "variable_tensors": len(facts.variable_tensors),
@@ -63,48 +62,40 @@ def model_meta(form: str, facts, quantization: str, target: str) -> dict:
     }
 
 
-def time_invoke(model: TfliteModel, ids: np.ndarray, warmup: int = 20, runs: int = 200) -> float:
-    """Median microseconds per run (reset included for the fused form), one thread."""
-    for k in range(warmup):
-        model.run(ids[k % len(ids)])
-    samples = []
-    for k in range(runs):
-        row = ids[k % len(ids)]
-        start = time.perf_counter()
-        model.run(row)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e6
-
-
-def try_form(trained, form: str, cfg: ModelConfig, convert: ConvertConfig, vocab_size: int,
-             num_labels: int, max_len: int, ids: np.ndarray, reference: np.ndarray) -> Candidate:
-    twin = inference_twin(trained, cfg, vocab_size, num_labels, max_len, form)
-    blob, facts = convert_checked(twin, form, convert.quantization, convert.target, max_len)
-    meta = model_meta(form, facts, convert.quantization, convert.target)
-    tflite = TfliteModel(blob, meta, num_threads=1)
-    parity = compare(reference, tflite, ids, sigmoid=num_labels == 2,
-                     tolerance=KERAS_TOLERANCE[convert.quantization])
-    latency = time_invoke(tflite, ids)
-    return Candidate(form, blob, meta, latency, parity)
-
-
 def choose_form(trained, cfg: ModelConfig, convert: ConvertConfig, vocab_size: int, num_labels: int,
-                max_len: int, ids: np.ndarray, reference: np.ndarray, log=print) -> tuple[Candidate, list[dict]]:
-    tried, passing = [], []
+                max_len: int, ids: np.ndarray, reference: np.ndarray, target: TargetRunner,
+                log=print) -> tuple[Candidate, list[dict]]:
+    """Convert every candidate form, then time and prove them all on the target runtime."""
+    tried, converted = [], []
     for form in candidate_forms(cfg, convert):
         start = time.perf_counter()
         try:
-            cand = try_form(trained, form, cfg, convert, vocab_size, num_labels, max_len, ids, reference)
+            twin = inference_twin(trained, cfg, vocab_size, num_labels, max_len, form)
+            blob, facts = convert_checked(twin, form, convert.quantization, convert.target, max_len)
         except BiliteError as exc:
             log(f"  form {form}: unavailable: {exc}")
             tried.append({"form": form, "ok": False, "error": str(exc)})
             continue
-        log(f"  form {form}: {cand.latency_us:.0f} us/invoke, {len(cand.model_bytes) / 1024:.0f} KiB, "
-            f"max |diff| vs Keras {cand.parity.max_abs_diff:.2g}, "
-            f"{'ok' if cand.parity.ok else 'PARITY FAILED'} ({time.perf_counter() - start:.1f} s)")
-        tried.append({"form": form, "ok": cand.parity.ok, "latency_us": round(cand.latency_us, 1),
-                      "size_bytes": len(cand.model_bytes), "parity": cand.parity.to_json()})
-        if cand.parity.ok:
+        converted.append((form, blob, model_meta(form, facts, convert.quantization, convert.target),
+                          time.perf_counter() - start))
+    results = target.measure([(blob, meta) for _, blob, meta, _ in converted], ids) if converted else []
+    sigmoid = num_labels == 2
+    passing = []
+    for (form, blob, meta, seconds), result in zip(converted, results):
+        if "error" in result:
+            log(f"  form {form}: does not run on the target runtime: {result['error']}")
+            tried.append({"form": form, "ok": False, "error": result["error"]})
+            continue
+        parity = compare_scores(reference, label_scores(result["scores"], sigmoid),
+                                label_scores(result["repeat_scores"], sigmoid),
+                                KERAS_TOLERANCE[convert.quantization])
+        cand = Candidate(form, blob, meta, result["latency_us"], parity)
+        log(f"  form {form}: {cand.latency_us:.0f} us/invoke, {len(blob) / 1024:.0f} KiB, "
+            f"max |diff| vs Keras {parity.max_abs_diff:.2g}, "
+            f"{'ok' if parity.ok else 'PARITY FAILED'} (converted in {seconds:.1f} s)")
+        tried.append({"form": form, "ok": parity.ok, "latency_us": round(cand.latency_us, 1),
+                      "size_bytes": len(blob), "parity": parity.to_json()})
+        if parity.ok:
             passing.append(cand)
     if not passing:
         details = "; ".join(f"{t['form']}: {t.get('error') or t['parity']['failures'][:3]}" for t in tried)

@@ -7,6 +7,7 @@ from bilite.config import ConvertConfig, ModelConfig
 from bilite.convert import check_graph, convert_checked, target_problems
 from bilite.errors import ConversionError
 from bilite.forms import candidate_forms, choose_form
+from bilite.target import TargetRunner
 from bilite.keras_model import build_model, inference_twin, predict_scores
 from bilite_device.model import TfliteModel
 from bilite_device.tflite_file import read_tflite_facts
@@ -90,7 +91,7 @@ def test_choose_form_for_gru_measures_and_records_every_candidate(ids):
     gru = ModelConfig(cell="gru", units=4, embed_dim=4, dropout=0.0)
     model = build_model(gru, VOCAB, LABELS, T)
     best, tried = choose_form(model, gru, ConvertConfig(quantization="float32"), VOCAB, LABELS, T,
-                              ids, predict_scores(model, ids), log=lambda s: None)
+                              ids, predict_scores(model, ids), TargetRunner(None), log=lambda s: None)
     assert [t["form"] for t in tried] == ["while", "unrolled"]
     assert all(t["ok"] and t["latency_us"] > 0 for t in tried)
     assert best.form in ("while", "unrolled") and best.parity.repeat_max_diff == 0.0

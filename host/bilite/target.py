@@ -1,0 +1,103 @@
+"""Run models on the runtime the device has, from the host.
+
+The host's own runtime (ai-edge-litert) is not the device's (tflite-runtime 2.14 on Raspberry Pi
+OS bookworm), and they differ in speed per form and in which op versions they load. So, when a
+device-only Python is available, form timing, parity and the final smoke test run there, in a
+child process: ``python -m bilite_device.timing`` and ``python -m bilite_device.cli smoke``.
+
+Where it comes from: ``--device-python``, else ``$BILITE_DEVICE_PYTHON``, else
+``.venv/device/bin/python`` of the checkout (made by ``scripts/setup-envs``). Without one, the
+host runtime is used and the metadata says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bilite_device.errors import BiliteError
+from bilite_device.model import TfliteModel
+from bilite_device.runtime import find_runtime
+from bilite_device.timing import time_model
+
+from .errors import ConfigError
+
+_CHECKOUT_DEVICE_PYTHON = Path(__file__).resolve().parents[2] / ".venv" / "device" / "bin" / "python"
+
+
+def find_device_python(explicit: str | None = None) -> str | None:
+    candidate = explicit or os.environ.get("BILITE_DEVICE_PYTHON")
+    if candidate:
+        if not Path(candidate).is_file():
+            raise ConfigError(f"device Python {candidate!r} does not exist; pass the python of an "
+                              "environment with bilite-device and the target runtime installed")
+        return candidate
+    return str(_CHECKOUT_DEVICE_PYTHON) if _CHECKOUT_DEVICE_PYTHON.is_file() else None
+
+
+@dataclass
+class TargetRunner:
+    python: str | None  # None: the host's own runtime, in process
+
+    def describe(self) -> str:
+        if self.python is None:
+            runtime = find_runtime()
+            return f"{runtime.name} {runtime.version} (host)"
+        return self._run_json(["-c", "from bilite_device.runtime import find_runtime as f; import json; "
+                                     "r = f(); print(json.dumps(r.name + ' ' + r.version))"]) + " (device env)"
+
+    def measure(self, models: list[tuple[bytes, dict]], ids: np.ndarray, runs: int = 200) -> list[dict]:
+        """For each model: latency_us, scores (in sequence), repeat_scores; or error."""
+        if self.python is None:
+            return [self._measure_here(blob, meta, ids, runs) for blob, meta in models]
+        with tempfile.TemporaryDirectory(prefix="bilite-measure-") as tmp:
+            entries = []
+            for k, (blob, meta) in enumerate(models):
+                path = Path(tmp) / f"model{k}.tflite"
+                path.write_bytes(blob)
+                entries.append({"path": str(path), "meta": meta})
+            spec = Path(tmp) / "spec.json"
+            spec.write_text(json.dumps({"ids": ids.tolist(), "models": entries, "runs": runs}))
+            out = self._run_json(["-m", "bilite_device.timing", str(spec)])
+        if "error" in out:
+            raise BiliteError(f"device environment {self.python}: {out['error']}")
+        return out["results"]
+
+    @staticmethod
+    def _measure_here(blob: bytes, meta: dict, ids: np.ndarray, runs: int) -> dict:
+        try:
+            model = TfliteModel(blob, meta, num_threads=1)
+        except BiliteError as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        scores = [model.run(row).tolist() for row in ids]
+        latency = time_model(model, ids, runs=runs)
+        return {"latency_us": latency, "scores": scores,
+                "repeat_scores": [model.run(row).tolist() for row in ids[:10]]}
+
+    def smoke(self, bundle_dir: Path) -> dict | None:
+        """``bilite-device smoke --json`` in the device environment; None without one."""
+        if self.python is None:
+            return None
+        proc = subprocess.run([self.python, "-m", "bilite_device.cli", "smoke", str(bundle_dir),
+                               "--json", "--runs", "20"], capture_output=True, text=True, timeout=600)
+        try:
+            report = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            report = {"ok": False, "failures": [proc.stderr.strip()[-500:] or "no output"]}
+        if proc.returncode != 0:
+            report["ok"] = False
+            report.setdefault("failures", []).append(proc.stderr.strip()[-500:])
+        return report
+
+    def _run_json(self, args: list[str]):
+        proc = subprocess.run([self.python, *args], capture_output=True, text=True, timeout=1800)
+        if proc.returncode not in (0, 1) or not proc.stdout.strip():
+            raise BiliteError(f"device environment {self.python} failed (exit {proc.returncode}): "
+                              f"{proc.stderr.strip()[-800:]}")
+        return json.loads(proc.stdout)
