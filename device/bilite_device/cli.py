@@ -14,6 +14,7 @@ from pathlib import Path
 from . import __version__
 from .bundle import load_bundle
 from .errors import BiliteError
+from .install import install, rollback, status
 from .smoke import require_ok, run_smoke
 from .tflite_file import read_tflite_facts
 
@@ -89,6 +90,38 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_install(args) -> int:
+    result = install(args.bundle, args.root)
+    if result.unchanged:
+        print(f"already active: {result.active} (under {args.root})")
+    else:
+        print(f"active: {result.active}; previous: {result.previous or 'none'} (under {args.root})")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    result = rollback(args.root)
+    print(f"rolled back: active {result.active}; previous {result.previous}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    info = status(args.root)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for link in ("current", "previous"):
+        entry = info[link]
+        if entry is None:
+            print(f"{link}: none")
+            continue
+        acc = entry.get("accuracy")
+        print(f"{link}: {entry['id']} ({entry.get('name')}, built {entry.get('created')}"
+              + (f", accuracy {acc:.4f}" if isinstance(acc, float) else "")
+              + ("" if entry["complete"] else ", INCOMPLETE") + ")")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bilite-device",
@@ -122,6 +155,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="bundle directory, .tar.gz, or .tflite file")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("install", help="verify, smoke-test and atomically activate a bundle",
+                       description="Verify BUNDLE, unpack it into a staging directory under --root, "
+                       "smoke-test it there, then switch the active bundle (ROOT/current) atomically, "
+                       "keeping the previous one (ROOT/previous) for rollback.")
+    p.add_argument("bundle", help="bundle .tar.gz or directory")
+    p.add_argument("--root", required=True, help="installation directory")
+    p.set_defaults(func=cmd_install)
+
+    p = sub.add_parser("rollback", help="switch back to the previously active bundle",
+                       description="Make ROOT/previous the active bundle again (atomically).")
+    p.add_argument("--root", required=True, help="installation directory")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("status", help="show the active and previous bundles under --root",
+                       description="Show which bundle is active under ROOT and which is kept for rollback.")
+    p.add_argument("--root", required=True, help="installation directory")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=cmd_status)
     return parser
 
 

@@ -7,6 +7,8 @@ starts with ``reset_all_variables()``. The other forms carry no variable tensors
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ._stderr import captured_fd2, replay_unexpected
@@ -72,19 +74,25 @@ class TfliteModel:
         self.max_len = int(self._in["shape"][-1])
         scale, zero_point = self._out.get("quantization", (0.0, 0))
         self._dequant = (float(scale), int(zero_point)) if scale else None
+        self._lock = threading.Lock()
 
     @property
     def output_size(self) -> int:
         return int(np.prod(self._out["shape"][1:]))
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        """Scores for one row of ``max_len`` token ids, as float32 (dequantized if needed)."""
+        """Scores for one row of ``max_len`` token ids, as float32 (dequantized if needed).
+
+        Thread-safe: a TFLite interpreter is not, so set/invoke/get run under one lock (for
+        parallel throughput, load one bundle per thread instead; see bench/threads.py).
+        """
         interp = self.interpreter
-        if self.reset_variables:
-            interp.reset_all_variables()
-        interp.set_tensor(self._in["index"], ids.reshape(self._in["shape"]))
-        interp.invoke()
-        out = interp.get_tensor(self._out["index"]).reshape(-1)
+        with self._lock:
+            if self.reset_variables:
+                interp.reset_all_variables()
+            interp.set_tensor(self._in["index"], ids.reshape(self._in["shape"]))
+            interp.invoke()
+            out = interp.get_tensor(self._out["index"]).reshape(-1)
         if self._dequant is not None:
             scale, zero_point = self._dequant
             return (out.astype(np.float32) - zero_point) * scale
