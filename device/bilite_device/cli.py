@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .bundle import load_bundle
-from .errors import BiliteError
+from .errors import BiliteError, InputError
 from .install import install, rollback, status
 from .smoke import require_ok, run_smoke
 from .tflite_file import read_tflite_facts
@@ -43,10 +43,17 @@ def cmd_smoke(args) -> int:
     return 0
 
 
-def _texts(args) -> list[str]:
+def _texts(args):
     if args.texts and args.texts != ["-"]:
-        return args.texts
-    return [line.rstrip("\n") for line in sys.stdin]
+        yield from args.texts
+        return
+    # Read bytes: a line that is not UTF-8 is a clear error naming the line, not a traceback.
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"stdin line {number} is not valid UTF-8 ({exc.reason} at byte "
+                             f"{exc.start}); convert the input to UTF-8 (e.g. with iconv)") from None
 
 
 def cmd_predict(args) -> int:

@@ -63,10 +63,25 @@ def test_prediction_shape_and_labels():
 @pytest.mark.parametrize("text", [
     "", "   ", "\U0001F600" * 50, "x" * 10_000, "spam " * 300_000, "\x00\x01\x02",
     "مرحبا", "e\u0301\u0301\u0301", "ＦＲＥＥ", "12345 67890", "?!?!", b"bytes are fine",
+    "qwzx vbnmq plokij", "Привет 世界 hello مرحبا नमस्ते 👋🏽", "\U0001F468\u200d\U0001F469\u200d\U0001F467",
+    "\u202eevil\u202c", "\ufeffbom",
 ])
 def test_odd_text_still_gets_a_prediction(text):
     prediction = load_bundle(WHILE_BUNDLE).predict(text)
     assert prediction.label in ("ham", "spam") and 0.0 <= prediction.score <= 1.0
+
+
+def test_only_unknown_words_encode_to_unk():
+    bundle = load_bundle(WHILE_BUNDLE)
+    ids = bundle.tokenizer.encode("qwzx vbnmq plokij")
+    assert ids.tolist()[:3] == [1, 1, 1] and not ids[3:].any()
+
+
+def test_bytes_that_are_not_utf8_are_a_typed_error():
+    from bilite_device import InputError
+
+    with pytest.raises(InputError, match="not valid UTF-8"):
+        load_bundle(WHILE_BUNDLE).predict(b"caf\xe9 \xff")
 
 
 def test_predict_batch_matches_predict():

@@ -53,6 +53,14 @@ def test_predict_arguments_and_stdin():
     assert all(set(r) == {"text", "label", "score", "scores"} for r in rows)
 
 
+def test_stdin_that_is_not_utf8_is_one_clear_error():
+    proc = subprocess.run([sys.executable, "-m", "bilite_device.cli", "predict", str(WHILE_BUNDLE)],
+                          input=b"fine line\ncaf\xe9\n", capture_output=True, timeout=120)
+    assert proc.returncode == 1
+    assert b"stdin line 2 is not valid UTF-8" in proc.stderr and b"Traceback" not in proc.stderr
+    assert proc.stdout.decode().startswith(("ham\t", "spam\t"))
+
+
 def test_texts_may_follow_options():
     code, out, _ = run("predict", WHILE_BUNDLE, "--json", "first text", "second")
     assert code == 0 and [json.loads(x)["text"] for x in out.splitlines()] == ["first text", "second"]
