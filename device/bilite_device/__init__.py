@@ -4,7 +4,7 @@ runtime only. Never imports TensorFlow, Keras, click or jinja2.
 
 __version__ = "0.1.0"
 
-from .bundle import Bundle, Prediction, load_bundle
+from .bundle import Bundle, Category, ClassifierOptions, Prediction, load_bundle
 from .errors import (
     ArchiveError,
     BiliteError,
@@ -24,7 +24,8 @@ from .tflite_file import TfliteFacts, read_tflite_facts
 from .tokenizer import Tokenizer, TokenizerConfig, build_vocab
 
 __all__ = [
-    "ArchiveError", "BiliteError", "Bundle", "BundleError", "ChecksumError",
+    "ArchiveError", "BiliteError", "Bundle", "BundleError", "Category", "ChecksumError",
+    "ClassifierOptions",
     "IncompatibleRuntimeError", "InputError", "ModelError", "Prediction", "Runtime",
     "RuntimeMissingError", "SCHEMA_VERSION", "SchemaError", "SmokeReport", "SmokeTestError",
     "TfliteFacts", "Tokenizer", "TokenizerConfig", "build_vocab", "find_runtime", "load_bundle",

@@ -42,8 +42,10 @@ def captured_fd2():
 NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate", "INFO: Initialized TensorFlow Lite runtime")
 
 
-def replay_unexpected(text: str) -> None:
-    """Write captured lines back to stderr, except the runtime's known start-up notices."""
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith(NOISE)]
+def replay_unexpected(text: str, noise: tuple[str, ...] = ()) -> None:
+    """Write captured lines back to stderr, except known start-up notices (``NOISE``, and any
+    line containing one of ``noise``)."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith(NOISE)
+             and not any(n in line for n in noise)]
     if lines:
         print("\n".join(lines), file=sys.stderr)

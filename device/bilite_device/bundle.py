@@ -15,11 +15,47 @@ from typing import Iterable
 import numpy as np
 
 from .bundle_files import read_bundle_files
-from .errors import BundleError, SchemaError
+from .errors import BundleError, InputError, SchemaError
 from .model import TfliteModel
 from .runtime import Runtime
-from .schema import GOLDEN_FILE, LABELS_FILE, METADATA_FILE, MODEL_FILE, VOCAB_FILE, Metadata, parse_metadata
+from .schema import (FEATURES_FILE, GOLDEN_FILE, LABELS_FILE, METADATA_FILE, MODEL_FILE, VOCAB_FILE,
+                     Metadata, parse_metadata)
+from .tagging import TaggedWord, tag_text, tag_words
 from .tokenizer import Tokenizer, TokenizerConfig
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """Which categories ``classify`` returns, as in MediaPipe's ClassifierOptions.
+
+    ``top_k``: at most this many, best first (None: all); ``score_threshold``: only scores at or
+    above it; ``allow`` / ``deny``: only these labels / never these labels (not both at once).
+    """
+
+    top_k: int | None = None
+    score_threshold: float | None = None
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise InputError(f"top_k must be a positive integer or None, got {self.top_k!r}")
+        if self.allow and self.deny:
+            raise InputError("give an allow-list or a deny-list of labels, not both")
+        object.__setattr__(self, "allow", tuple(self.allow))
+        object.__setattr__(self, "deny", tuple(self.deny))
+
+    def check_labels(self, labels: list[str]) -> None:
+        unknown = sorted(set(self.allow + self.deny) - set(labels))
+        if unknown:
+            raise InputError(f"unknown label(s) {unknown} in the allow/deny list; this bundle's "
+                             f"labels are {labels[:20]}{' …' if len(labels) > 20 else ''}")
+
+
+@dataclass(frozen=True)
+class Category:
+    label: str
+    score: float
 
 
 @dataclass(frozen=True)
@@ -60,25 +96,36 @@ class Bundle:
                 f"{VOCAB_FILE} has {len(vocab)} entries but metadata.json declares {declared}. "
                 "The vocabulary is truncated or from another bundle; rebuild the bundle."
             )
-        self.tokenizer = Tokenizer(TokenizerConfig.from_json(meta["tokenizer"]), vocab)
+        self.tokenizer = Tokenizer(TokenizerConfig.from_json(meta["tokenizer"]), vocab,
+                                   self._feature_vocabs())
         self.model = TfliteModel(files[MODEL_FILE], meta["model"], num_threads, runtime)
         self._check_shapes()
         self.golden = self._golden()
 
+    def _feature_vocabs(self) -> dict[str, list[str]]:
+        if FEATURES_FILE not in self.files:
+            return {}
+        try:
+            data = json.loads(self.files[FEATURES_FILE].decode("utf-8"))
+            return {str(k): [str(t) for t in v] for k, v in data.items()}
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as exc:
+            raise SchemaError(f"{FEATURES_FILE} is not a valid feature-vocabulary file ({exc}).") from None
+
     def _check_shapes(self) -> None:
-        n_labels, out = len(self.labels), self.model.output_size
-        kind = self.metadata.output_kind
-        expected = 1 if kind == "sigmoid" else n_labels
-        if (kind == "sigmoid" and n_labels != 2) or out != expected:
+        n_labels, shape = len(self.labels), self.model.output_shape
+        kind, tagging = self.metadata.output_kind, self.metadata.task == "tagging"
+        expected = (self.tokenizer.config.max_len, n_labels) if tagging else (1 if kind == "sigmoid" else n_labels,)
+        if (kind == "sigmoid" and n_labels != 2) or shape != expected:
             raise BundleError(
-                f"the model outputs {out} score(s) ({kind}) but the bundle has {n_labels} labels; "
-                f"a {kind} head needs {'2 labels' if kind == 'sigmoid' else 'one label per output'}. "
-                "labels.txt and model.tflite do not belong together: rebuild the bundle."
+                f"the model outputs shape {list(shape)} ({kind}) but the bundle has {n_labels} labels; "
+                f"expected {list(expected)}. labels.txt and model.tflite do not belong together: "
+                "rebuild the bundle."
             )
-        if self.model.max_len != self.tokenizer.config.max_len:
+        if (self.model.max_len, self.model.input_width) != (self.tokenizer.config.max_len, self.tokenizer.width):
             raise BundleError(
-                f"the model takes {self.model.max_len} token ids but the tokenizer produces "
-                f"{self.tokenizer.config.max_len}; rebuild the bundle."
+                f"the model takes {self.model.max_len} x {self.model.input_width} ids per text but the "
+                f"tokenizer produces {self.tokenizer.config.max_len} x {self.tokenizer.width}; "
+                "rebuild the bundle."
             )
 
     def _golden(self) -> list[dict]:
@@ -90,14 +137,31 @@ class Bundle:
 
     # -- inference ---------------------------------------------------------------------------
     def scores_for_ids(self, ids: np.ndarray) -> np.ndarray:
-        """Per-label scores for one row of token ids (sigmoid heads give [1 - p, p])."""
+        """Per-label scores for one input (sigmoid heads give [1 - p, p]; taggers [max_len, C])."""
         raw = self.model.run(np.asarray(ids, dtype=np.int32))
         if self.metadata.output_kind == "sigmoid":
             p = float(raw[0])
             return np.array([1.0 - p, p], dtype=np.float32)
         return raw
 
+    def _require(self, task: str, call: str) -> None:
+        if self.metadata.task != task:
+            other = "tag(text) or tag_tokens(words)" if self.metadata.task == "tagging" else "predict(text)"
+            raise InputError(f"this bundle is a {self.metadata.task} model: {call} needs a {task} "
+                             f"bundle; use {other}")
+
+    def tag(self, text) -> list[TaggedWord]:
+        """One entry per word of ``text``: word, start/end offsets, tag, score (any length)."""
+        self._require("tagging", "tag()")
+        return tag_text(self, text)
+
+    def tag_tokens(self, words: list[str]) -> list[TaggedWord]:
+        """Tags for pre-tokenized words (one entry per given word)."""
+        self._require("tagging", "tag_tokens()")
+        return tag_words(self, list(words))
+
     def predict(self, text) -> Prediction:
+        self._require("classification", "predict()")
         scores = self.scores_for_ids(self.tokenizer.encode(text))
         best = int(np.argmax(scores))
         return Prediction(
@@ -105,6 +169,25 @@ class Bundle:
             score=float(scores[best]),
             scores={label: float(s) for label, s in zip(self.labels, scores)},
         )
+
+    def classify(self, text, options: ClassifierOptions | None = None) -> list[Category]:
+        """Categories for ``text``, best first, filtered by ``options``."""
+        self._require("classification", "classify()")
+        options = options or ClassifierOptions()
+        options.check_labels(self.labels)
+        scores = self.scores_for_ids(self.tokenizer.encode(text))
+        order = np.argsort(-scores, kind="stable")
+        out = []
+        for i in order:
+            label, score = self.labels[i], float(scores[i])
+            if options.allow and label not in options.allow or label in options.deny:
+                continue
+            if options.score_threshold is not None and score < options.score_threshold:
+                continue
+            out.append(Category(label, score))
+            if options.top_k is not None and len(out) == options.top_k:
+                break
+        return out
 
     def predict_batch(self, texts: Iterable) -> list[Prediction]:
         # The model has a static batch of 1 (a dynamic batch would need Flex ops), so a batch is

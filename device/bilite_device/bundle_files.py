@@ -94,8 +94,10 @@ def _read_archive(path: Path) -> dict[str, bytes]:
                     raise ArchiveError(f"archive member {name!r} is not the size it declares.")
                 files[name] = blob
     except (tarfile.TarError, EOFError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else type(exc).__name__
         raise BundleError(
-            f"cannot read bundle archive {path}: {exc}. Re-copy it, or rebuild it with `bilite build`."
+            f"cannot read bundle archive {path}: {first} (expected a bundle directory or the "
+            ".tar.gz that `bilite build` writes). Re-copy it, or rebuild it."
         ) from None
     return files
 
@@ -115,11 +117,12 @@ def read_bundle_files(path) -> dict[str, bytes]:
             f"bundle {path} is missing {', '.join(missing)}; a bundle holds "
             f"{', '.join(REQUIRED_FILES)}. Re-copy the whole bundle, or rebuild it."
         )
-    verify_checksums(files, str(path))
-    return files
+    listed = verify_checksums(files, str(path))
+    # Only files the checksum list vouches for are used; anything else in the folder is ignored.
+    return {name: blob for name, blob in files.items() if name in listed or name == CHECKSUMS_FILE}
 
 
-def verify_checksums(files: dict[str, bytes], where: str) -> None:
+def verify_checksums(files: dict[str, bytes], where: str) -> set[str]:
     expected: dict[str, str] = {}
     try:
         text = files[CHECKSUMS_FILE].decode("utf-8")
@@ -146,3 +149,4 @@ def verify_checksums(files: dict[str, bytes], where: str) -> None:
             f"checksum mismatch in bundle {where}: {'; '.join(bad)}. The bundle was damaged in "
             "transit or on disk: copy it again from the build machine."
         )
+    return set(expected)

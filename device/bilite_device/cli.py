@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .bundle import load_bundle
+from .bundle import ClassifierOptions, load_bundle
 from .errors import BiliteError, InputError
 from .install import install, rollback, status
 from .smoke import require_ok, run_smoke
@@ -56,14 +56,41 @@ def _texts(args):
                              f"{exc.start}); convert the input to UTF-8 (e.g. with iconv)") from None
 
 
+def _labels(value: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in value.split(",") if x.strip()) if value else ()
+
+
 def cmd_predict(args) -> int:
     bundle = load_bundle(args.bundle, num_threads=args.threads)
+    options = ClassifierOptions(top_k=args.top_k, score_threshold=args.score_threshold,
+                                allow=_labels(args.allow), deny=_labels(args.deny))
+    filtered = options != ClassifierOptions()
     for text in _texts(args):
-        prediction = bundle.predict(text)
+        if not filtered:
+            prediction = bundle.predict(text)
+            if args.json:
+                print(json.dumps({"text": text, **prediction.to_json()}, ensure_ascii=False))
+            else:
+                print(f"{prediction.label}\t{prediction.score:.4f}\t{text}")
+            continue
+        categories = bundle.classify(text, options)
         if args.json:
-            print(json.dumps({"text": text, **prediction.to_json()}, ensure_ascii=False))
+            print(json.dumps({"text": text, "categories": [c.__dict__ for c in categories]},
+                             ensure_ascii=False))
         else:
-            print(f"{prediction.label}\t{prediction.score:.4f}\t{text}")
+            shown = " ".join(f"{c.label}:{c.score:.4f}" for c in categories) or "-"
+            print(f"{shown}\t{text}")
+    return 0
+
+
+def cmd_tag(args) -> int:
+    bundle = load_bundle(args.bundle, num_threads=args.threads)
+    for text in _texts(args):
+        words = bundle.tag_tokens(text.split()) if args.words else bundle.tag(text)
+        if args.json:
+            print(json.dumps({"text": text, "words": [w.to_json() for w in words]}, ensure_ascii=False))
+        else:
+            print(" ".join(f"{w.word}/{w.tag}" for w in words))
     return 0
 
 
@@ -84,9 +111,19 @@ def cmd_info(args) -> int:
         print(json.dumps(info, indent=2, ensure_ascii=False))
     else:
         model = info["model"]
-        for key in ("bundle", "task", "labels", "schema_version", "conversion", "runtime"):
-            if key in info:
-                print(f"{key}: {info[key]}")
+        if "bundle" in info:
+            labels = info["labels"]
+            print(f"bundle: {info['bundle']} ({info['task']}, schema {info['schema_version']})")
+            print(f"labels ({len(labels)}): {', '.join(labels[:12])}{' …' if len(labels) > 12 else ''}")
+            conv = info["conversion"]
+            print(f"conversion: form {conv['form']}, quantization {conv['quantization']}"
+                  + (", variables reset before every run" if conv["reset_variables"] else ", stateless"))
+            metrics = info["metrics"]
+            if metrics:
+                print(f"metrics ({metrics.get('evaluated_on', '?')} model, {metrics.get('split', '?')} split, "
+                      f"n={metrics.get('n')}): accuracy {metrics.get('accuracy', 0):.4f}, "
+                      f"macro F1 {metrics.get('macro_f1', 0):.4f}")
+            print(f"runtime here: {info['runtime']}")
         print(f"size: {model['size_bytes']} bytes, subgraphs: {model['subgraphs']}, "
               f"min runtime: {model['min_runtime_version']}")
         print("ops: " + ", ".join(f"{o['name']} v{o['version']} x{o['count']}" for o in model["ops"]))
@@ -154,7 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
     p.add_argument("--threads", type=_threads, default=1, help="interpreter threads (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--top-k", type=_threads, help="show the K best labels (with their scores)")
+    p.add_argument("--score-threshold", type=float, help="show only labels scoring at least this")
+    p.add_argument("--allow", metavar="L1,L2", help="consider only these labels (comma-separated)")
+    p.add_argument("--deny", metavar="L1,L2", help="never return these labels (comma-separated)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("tag", help="tag each word of texts (arguments, or one per line on stdin)",
+                       description="Tag every word of each TEXT with a tagging bundle; prints word/TAG "
+                       "pairs, or with --json each word with its character offsets, tag and score.")
+    p.add_argument("bundle", help="tagging bundle directory or .tar.gz")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag")
+    p.add_argument("--words", action="store_true",
+                   help="the texts are pre-tokenized: split on whitespace only, one tag per piece")
+    p.add_argument("--threads", type=_threads, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("info", help="show a bundle's or a .tflite file's ops, tensors and metrics",
                        description="Show ops with versions, inputs/outputs, the minimum runtime "

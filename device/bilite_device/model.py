@@ -71,14 +71,16 @@ class TfliteModel:
         self._out = _find(self.interpreter.get_output_details(), model_meta["outputs"][0]["name"], "output")
         if self._in["dtype"] != np.int32:
             raise ModelError(f"model input must be int32 token ids, found {self._in['dtype']}.")
-        self.max_len = int(self._in["shape"][-1])
+        self.max_len = int(self._in["shape"][1])
+        self.input_width = int(self._in["shape"][2]) if len(self._in["shape"]) == 3 else 1
         scale, zero_point = self._out.get("quantization", (0.0, 0))
         self._dequant = (float(scale), int(zero_point)) if scale else None
         self._lock = threading.Lock()
 
     @property
-    def output_size(self) -> int:
-        return int(np.prod(self._out["shape"][1:]))
+    def output_shape(self) -> tuple[int, ...]:
+        """Output shape without the batch axis: (C,) for classifiers, (max_len, C) for taggers."""
+        return tuple(int(d) for d in self._out["shape"][1:])
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         """Scores for one row of ``max_len`` token ids, as float32 (dequantized if needed).
@@ -92,7 +94,7 @@ class TfliteModel:
                 interp.reset_all_variables()
             interp.set_tensor(self._in["index"], ids.reshape(self._in["shape"]))
             interp.invoke()
-            out = interp.get_tensor(self._out["index"]).reshape(-1)
+            out = interp.get_tensor(self._out["index"]).reshape(self._out["shape"][1:])
         if self._dequant is not None:
             scale, zero_point = self._dequant
             return (out.astype(np.float32) - zero_point) * scale

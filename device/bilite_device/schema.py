@@ -22,10 +22,11 @@ METADATA_FILE = "metadata.json"
 GOLDEN_FILE = "golden.json"
 CARD_FILE = "README.md"
 CHECKSUMS_FILE = "checksums.sha256"
+FEATURES_FILE = "features.json"  # suffix vocabularies; only for tokenizers with suffix features
 # Files every bundle must have; all but the checksum list are covered by the checksum list.
 REQUIRED_FILES = (MODEL_FILE, VOCAB_FILE, LABELS_FILE, METADATA_FILE, GOLDEN_FILE, CHECKSUMS_FILE)
 
-TASKS = ("classification",)
+TASKS = ("classification", "tagging")
 OUTPUT_KINDS = ("sigmoid", "softmax")
 # Conversion forms (see host/bilite/convert.py): only "fused" keeps state between invokes.
 FORMS = ("while", "unrolled", "fused")
@@ -123,6 +124,8 @@ def parse_metadata(blob: bytes) -> Metadata:
     problems = []
     if data["task"] not in TASKS:
         problems.append(f"task {data['task']!r} (this bilite-device knows {', '.join(TASKS)})")
+    if data["task"] == "tagging" and data["output"]["kind"] != "softmax":
+        problems.append("a tagging model needs a softmax output per token")
     if data["output"]["kind"] not in OUTPUT_KINDS:
         problems.append(f"output.kind {data['output']['kind']!r} (expected one of {OUTPUT_KINDS})")
     if data["model"]["form"] not in FORMS:

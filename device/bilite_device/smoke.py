@@ -50,10 +50,10 @@ def _check_pass(bundle: Bundle, order: list[int], tol: float, label: str,
     worst = 0.0
     for i in order:
         vector = bundle.golden[i]
-        ids = bundle.tokenizer.encode(vector["text"])
-        if ids.tolist() != list(vector["ids"]):
+        ids = golden_ids(bundle, vector)
+        if ids.tolist() != vector["ids"]:
             failures.append(f"{label}: vector {i} token ids differ from the host's "
-                            f"(text {vector['text'][:40]!r}); tokenizer rules or vocabulary differ")
+                            f"({_golden_text(vector)[:40]!r}); tokenizer rules or vocabulary differ")
             continue
         start = time.perf_counter()
         scores = bundle.scores_for_ids(ids)
@@ -62,10 +62,28 @@ def _check_pass(bundle: Bundle, order: list[int], tol: float, label: str,
         worst = max(worst, diff)
         if diff > tol:
             failures.append(f"{label}: vector {i} scores differ by {diff:.3g} > tolerance {tol:g}")
-        elif bundle.labels[int(np.argmax(scores))] != vector["label"]:
-            failures.append(f"{label}: vector {i} label {bundle.labels[int(np.argmax(scores))]!r}, "
+        elif golden_label(bundle, scores) != vector["label"]:
+            failures.append(f"{label}: vector {i} label {golden_label(bundle, scores)!r}, "
                             f"expected {vector['label']!r}")
     return worst
+
+
+def _golden_text(vector: dict) -> str:
+    return vector["text"] if "text" in vector else " ".join(vector["words"])
+
+
+def golden_ids(bundle: Bundle, vector: dict) -> np.ndarray:
+    """Golden vectors hold raw text, or pre-tokenized words (tagging bundles)."""
+    if "words" in vector:
+        return bundle.tokenizer.encode_words(vector["words"])
+    return bundle.tokenizer.encode(vector["text"])
+
+
+def golden_label(bundle: Bundle, scores: np.ndarray):
+    """The label a golden vector records: one label, or one tag per position for taggers."""
+    if scores.ndim == 2:
+        return [bundle.labels[int(k)] for k in scores.argmax(axis=-1)]
+    return bundle.labels[int(np.argmax(scores))]
 
 
 def run_smoke(bundle: Bundle, latency_runs: int = 200) -> SmokeReport:
@@ -80,10 +98,11 @@ def run_smoke(bundle: Bundle, latency_runs: int = 200) -> SmokeReport:
     worst = max(worst, _check_pass(bundle, list(reversed(range(n))), tol, "reversed", failures, timings))
     latencies = []
     if n:
-        texts = [v["text"] for v in bundle.golden]
+        texts = [_golden_text(v) for v in bundle.golden]
+        run = bundle.tag if bundle.metadata.task == "tagging" else bundle.predict
         for k in range(max(latency_runs, 1)):
             start = time.perf_counter()
-            bundle.predict(texts[k % n])
+            run(texts[k % n])
             latencies.append(time.perf_counter() - start)
     ms = np.array(latencies or [0.0]) * 1000
     return SmokeReport(

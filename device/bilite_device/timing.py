@@ -7,7 +7,8 @@ different one on each. So the host runs ``python -m bilite_device.timing`` with 
 environment's Python (tflite-runtime 2.14, numpy<2) rather than timing on its own runtime.
 
 Protocol: ``python -m bilite_device.timing SPEC.json`` where SPEC holds
-``{"ids": [[...], ...], "models": [{"path": ..., "meta": {...model section...}}, ...]}``;
+``{"ids": [[...], ...], "models": [{"path": ..., "meta": {...model section...}}, ...]}`` (with
+``"fresh": true``: only scores, a new interpreter per row);
 prints ``{"runtime": ..., "results": [{"latency_us": ..., "scores": [[...], ...]} | {"error": ...}]}``.
 """
 
@@ -45,7 +46,12 @@ def _measure(spec: dict) -> dict:
     results = []
     for entry in spec["models"]:
         try:
-            model = TfliteModel(Path(entry["path"]).read_bytes(), entry["meta"], num_threads=1)
+            blob = Path(entry["path"]).read_bytes()
+            if spec.get("fresh"):
+                # Golden scores: a new interpreter for every row, so no row sees another's state.
+                results.append({"scores": [TfliteModel(blob, entry["meta"]).run(row).tolist() for row in ids]})
+                continue
+            model = TfliteModel(blob, entry["meta"], num_threads=1)
             scores = [model.run(row).tolist() for row in ids]  # in sequence: state would show
             latency = time_model(model, ids, spec.get("warmup", 20), spec.get("runs", 200))
             # The first rows again, after hundreds of other runs: must be bit-identical.

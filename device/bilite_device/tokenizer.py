@@ -28,6 +28,7 @@ import numpy as np
 
 from ._unicode_classes import GAP_RANGES, UNICODE_VERSION, WORD_RANGES
 from .errors import BundleError, InputError, SchemaError
+from .features import KNOWN_FEATURES, SUFFIX_FEATURES, FeatureTable
 
 PAD, UNK = "<pad>", "<unk>"
 PROFILE = "bilite-words-v1"
@@ -61,6 +62,8 @@ class TokenizerConfig:
     truncation: str = "post"
     max_vocab: int = 20000  # cap, counting <pad> and <unk>
     min_count: int = 1
+    clitics: str = "none"  # "english": split n't 's 're 've 'll 'd 'm off words (as UD does)
+    features: tuple[str, ...] = ("word",)  # columns per token; see features.py
     profile: str = PROFILE
 
     def __post_init__(self):
@@ -77,6 +80,13 @@ class TokenizerConfig:
             problems.append(f"max_vocab must be at least 3 (<pad>, <unk>, one word), got {self.max_vocab!r}")
         if not isinstance(self.min_count, int) or self.min_count < 1:
             problems.append(f"min_count must be a positive integer, got {self.min_count!r}")
+        if self.clitics not in ("none", "english"):
+            problems.append(f"clitics must be 'none' or 'english', got {self.clitics!r}")
+        object.__setattr__(self, "features", tuple(self.features))
+        if not self.features or self.features[0] != "word" or not set(self.features) <= set(KNOWN_FEATURES) \
+                or len(set(self.features)) != len(self.features):
+            problems.append(f"features must start with 'word' and use each of {KNOWN_FEATURES} at "
+                            f"most once, got {list(self.features)!r}")
         if self.profile != PROFILE:
             problems.append(
                 f"tokenizer profile {self.profile!r} is unknown to this bilite-device "
@@ -86,7 +96,8 @@ class TokenizerConfig:
             raise SchemaError("invalid tokenizer rules: " + "; ".join(problems))
 
     def to_json(self) -> dict:
-        return {**asdict(self), "pad_token": PAD, "unk_token": UNK, "pad_id": 0, "unk_id": 1,
+        return {**asdict(self), "features": list(self.features), "pad_token": PAD, "unk_token": UNK,
+                "pad_id": 0, "unk_id": 1,
                 "split": "words, inner apostrophes, one token per other visible character",
                 "unicode_classes": UNICODE_VERSION}
 
@@ -130,42 +141,83 @@ def normalize_token(token: str, config: TokenizerConfig) -> str:
     return "".join(token.split())
 
 
+# English clitics as Universal Dependencies splits them: "don't" -> "do" "n't", "it's" -> "it" "'s".
+_CLITIC_RE = re.compile(r"(?i)(n't|'s|'re|'ve|'ll|'d|'m)$")
+
+
+def iter_spans(text, config: TokenizerConfig) -> Iterator[tuple[str, int, int]]:
+    """Yield (surface, start, end): each token's original characters and offsets."""
+    for match in _TOKEN_RE.finditer(as_text(text)):
+        surface, start, end = match.group(), match.start(), match.end()
+        if config.clitics == "english" and "'" in surface:
+            clitic = _CLITIC_RE.search(surface)
+            if clitic and clitic.start() > 0:
+                cut = start + clitic.start()
+                yield surface[: clitic.start()], start, cut
+                yield clitic.group(), cut, end
+                continue
+        yield surface, start, end
+
+
 def iter_tokens(text, config: TokenizerConfig) -> Iterator[tuple[str, int, int]]:
     """Yield (normalized token, start, end) with offsets into the original text."""
-    for match in _TOKEN_RE.finditer(as_text(text)):
-        token = normalize_token(match.group(), config)
+    for surface, start, end in iter_spans(text, config):
+        token = normalize_token(surface, config)
         if token:
-            yield token, match.start(), match.end()
+            yield token, start, end
 
 
 def split(text, config: TokenizerConfig) -> list[str]:
     return [token for token, _, _ in iter_tokens(text, config)]
 
 
-def build_vocab(texts: Iterable[str], config: TokenizerConfig) -> list[str]:
+def build_vocab(texts: Iterable[str], config: TokenizerConfig, pretokenized: bool = False) -> list[str]:
     """<pad>, <unk>, then tokens seen at least ``min_count`` times, most frequent first.
 
+    ``pretokenized``: ``texts`` are words (one token each, only normalized), as taggers train on.
     Ties are broken alphabetically so the same data always gives the same vocabulary.
     """
     counts = Counter()
-    for text in texts:
-        counts.update(split(text, config))
+    if pretokenized:
+        counts.update(t for t in (normalize_token(w, config) for w in texts) if t)
+    else:
+        for text in texts:
+            counts.update(split(text, config))
     kept = [(t, c) for t, c in counts.items() if c >= config.min_count and t not in (PAD, UNK)]
     kept.sort(key=lambda tc: (-tc[1], tc[0]))
     return [PAD, UNK] + [t for t, _ in kept[: config.max_vocab - 2]]
 
 
 class Tokenizer:
-    """Rules plus vocabulary: ``encode(text)`` gives the int32 ids the model was trained on."""
+    """Rules plus vocabularies: ``encode(text)`` gives the int32 ids the model was trained on.
 
-    def __init__(self, config: TokenizerConfig, vocab: list[str]):
+    With the default ``features=("word",)`` a text becomes ``[max_len]`` ids; with more feature
+    columns (taggers), ``[max_len, len(features)]``.
+    """
+
+    def __init__(self, config: TokenizerConfig, vocab: list[str],
+                 feature_vocabs: dict[str, list[str]] | None = None):
         check_vocab(vocab)
         self.config = config
         self.vocab = list(vocab)
         self.index = {token: i for i, token in enumerate(self.vocab)}
+        self.feature_vocabs = {k: list(v) for k, v in (feature_vocabs or {}).items()}
+        needed = [f for f in config.features if f in SUFFIX_FEATURES]
+        missing = [f for f in needed if f not in self.feature_vocabs]
+        if missing:
+            raise BundleError(f"the tokenizer uses features {missing} but no vocabulary for them was "
+                              "given (features.json); rebuild the bundle.")
+        for name in needed:
+            check_vocab(self.feature_vocabs[name])
+        self.table = (FeatureTable(config.features, self.index, self.feature_vocabs)
+                      if len(config.features) > 1 else None)
 
     def __len__(self) -> int:
         return len(self.vocab)
+
+    @property
+    def width(self) -> int:
+        return len(self.config.features)
 
     def split(self, text) -> list[str]:
         return split(text, self.config)
@@ -174,31 +226,57 @@ class Tokenizer:
         get = self.index.get
         return [get(token, 1) for token in tokens]
 
-    def encode(self, text) -> np.ndarray:
-        """Ids of ``text``, truncated and padded to ``max_len``: shape [max_len], int32."""
+    def _row(self, surface: str, token: str):
+        if self.table is None:
+            return self.index.get(token, 1)
+        return self.table.row(surface, token)
+
+    def rows(self, text) -> Iterator:
+        """One feature row per token of ``text``, untruncated."""
         cfg = self.config
-        tokens = (token for token, _, _ in iter_tokens(text, cfg))
+        for surface, _, _ in iter_spans(text, cfg):
+            token = normalize_token(surface, cfg)
+            if token:
+                yield self._row(surface, token)
+
+    def word_rows(self, words: Iterable[str]) -> list:
+        """One row per given word, none dropped: a word that normalizes to nothing is unknown."""
+        return [self._row(w, normalize_token(w, self.config)) for w in words]
+
+    def encode(self, text) -> np.ndarray:
+        """Ids of ``text``, truncated and padded to ``max_len``, int32."""
+        cfg = self.config
+        rows = self.rows(text)
         if cfg.truncation == "post":
             # Stop scanning once max_len tokens are found: 1 MB of text costs no more than 1 KB.
-            kept = [t for _, t in zip(range(cfg.max_len), tokens)]
+            kept = [r for _, r in zip(range(cfg.max_len), rows)]
         else:
-            kept = list(deque(tokens, maxlen=cfg.max_len))
-        return self.pad(self.ids(kept))
+            kept = list(deque(rows, maxlen=cfg.max_len))
+        return self.pad(kept)
 
-    def pad(self, ids: list[int]) -> np.ndarray:
-        out = np.zeros(self.config.max_len, dtype=np.int32)
-        n = len(ids)
+    def encode_words(self, words: list[str]) -> np.ndarray:
+        """Ids of pre-tokenized words (at most ``max_len``; longer input is the caller's to window)."""
+        if len(words) > self.config.max_len:
+            raise InputError(f"{len(words)} words do not fit max_len {self.config.max_len}; "
+                             "split them into windows first")
+        return self.pad(self.word_rows(words))
+
+    def pad(self, rows: list) -> np.ndarray:
+        shape = (self.config.max_len,) if self.width == 1 else (self.config.max_len, self.width)
+        out = np.zeros(shape, dtype=np.int32)
+        n = len(rows)
         if n:
             if self.config.padding == "post":
-                out[:n] = ids
+                out[:n] = rows
             else:
-                out[self.config.max_len - n :] = ids
+                out[self.config.max_len - n :] = rows
         return out
 
     def encode_batch(self, texts: Iterable) -> np.ndarray:
         rows = [self.encode(t) for t in texts]
         if not rows:
-            return np.zeros((0, self.config.max_len), dtype=np.int32)
+            shape = (0, self.config.max_len) + ((self.width,) if self.width > 1 else ())
+            return np.zeros(shape, dtype=np.int32)
         return np.stack(rows)
 
 

@@ -28,7 +28,7 @@ from .bundle_writer import write_bundle
 from .card import render_bundle_docs
 from .compare import tflite_scores
 from .config import BuildConfig
-from .data import Dataset, stratified_split
+from .data import Dataset, split_with_test, stratified_split
 from .forms import choose_form
 from .golden import make_golden, pick_texts
 from .metrics import classification_metrics
@@ -55,15 +55,63 @@ def library_versions() -> dict:
     return versions
 
 
+def select_form(keras_model, config: BuildConfig, vocab_size: int, num_labels: int, x_val,
+                target: TargetRunner, log, **model_kwargs):
+    """Convert, prove and time every candidate form on the target; the model section of metadata."""
+    from .keras_model import predict_scores
+
+    cfg_conv = config.convert
+    measured_on = target.describe()
+    log(f"converting ({cfg_conv.quantization}, target {cfg_conv.target}); measuring forms on "
+        f"{measured_on}, one thread:")
+    if target.python is None and cfg_conv.target == "tflite-runtime-2.14":
+        log("  warning: no device environment (--device-python / BILITE_DEVICE_PYTHON): timing on "
+            "the host runtime, which ranks forms differently from tflite-runtime 2.14")
+    parity_ids = x_val[:PARITY_INPUTS]
+    chosen, tried = choose_form(keras_model, config.model, cfg_conv, vocab_size, num_labels,
+                                config.tokenizer.max_len, parity_ids,
+                                predict_scores(keras_model, parity_ids), target, log=log,
+                                model_kwargs=model_kwargs)
+    log(f"chosen form: {chosen.form}")
+    return chosen, {**chosen.meta, "selection": {
+        "runtime": measured_on, "threads": 1, "candidates": tried,
+        "rule": "fastest form that matches Keras; within 3 % of the fastest, the smallest file"}}
+
+
+def write_verified(out_dir, files: dict[str, bytes], target: TargetRunner, log) -> tuple[Path, Path]:
+    """Write the bundle once it loads and passes its smoke test here and on the device runtime."""
+
+    def verify(staged: Path) -> None:
+        require_ok(run_smoke(load_bundle(staged), latency_runs=20))
+        report = target.smoke(staged)
+        if report is not None:
+            if not report.get("ok"):
+                raise SmokeTestError(
+                    f"the bundle fails `bilite-device smoke` on {report.get('runtime')}: "
+                    + "; ".join(str(f) for f in report.get("failures", [])[:3])
+                    + ". Nothing was written. Try --quantize float32 (exact across runtimes) or "
+                    "another --form, and report the model if it persists.")
+            log(f"smoke on {report['runtime']} (device env): {report['vectors']} golden vectors x 2 "
+                f"passes, max |diff| {report['max_abs_diff']:.2g}, p50 {report['latency_ms_p50']:.3f} ms")
+
+    return write_bundle(out_dir, files, verify=verify)
+
+
 def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = None,
-          device_python: str | None = None, log=print) -> BuildResult:
+          device_python: str | None = None, test_set: Dataset | None = None, log=print) -> BuildResult:
     t0 = time.perf_counter()
     cfg_tok, cfg_model, cfg_train, cfg_conv = config.tokenizer, config.model, config.train, config.convert
-    train, val, test = stratified_split(dataset, cfg_train.seed, cfg_train.validation_fraction,
-                                        cfg_train.test_fraction)
+    if test_set is None:
+        train, val, test = stratified_split(dataset, cfg_train.seed, cfg_train.validation_fraction,
+                                            cfg_train.test_fraction)
+    else:
+        train, val, test = split_with_test(dataset, test_set, cfg_train.seed,
+                                           cfg_train.validation_fraction)
     labels = dataset.label_names()
-    log(f"data: {len(dataset)} texts from {dataset.source}; labels {labels}; "
-        f"split {len(train)}/{len(val)}/{len(test)} (train/validation/test, seed {cfg_train.seed})")
+    shown = labels if len(labels) <= 10 else labels[:10] + [f"… {len(labels)} in all"]
+    log(f"data: {len(dataset)} texts from {dataset.source}; labels {shown}; "
+        f"split {len(train)}/{len(val)}/{len(test)} (train/validation/test, seed {cfg_train.seed}"
+        + (f"; test set {test_set.source}" if test_set is not None else "") + ")")
 
     tokenizer = Tokenizer(cfg_tok, build_vocab(train.texts, cfg_tok))
     log(f"vocabulary: {len(tokenizer)} tokens (cap {cfg_tok.max_vocab}, min count {cfg_tok.min_count}); "
@@ -82,21 +130,7 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     log(f"keras test accuracy {keras_test['accuracy']:.4f}, macro F1 {keras_test['macro_f1']:.4f}")
 
     target = TargetRunner(find_device_python(device_python))
-    measured_on = target.describe()
-    log(f"converting ({cfg_conv.quantization}, target {cfg_conv.target}); measuring forms on "
-        f"{measured_on}, one thread:")
-    if target.python is None and cfg_conv.target == "tflite-runtime-2.14":
-        log("  warning: no device environment (--device-python / BILITE_DEVICE_PYTHON): timing on "
-            "the host runtime, which ranks forms differently from tflite-runtime 2.14")
-    parity_ids = x_val[:PARITY_INPUTS]
-    chosen, tried = choose_form(keras_model, cfg_model, cfg_conv, len(tokenizer), len(labels),
-                                cfg_tok.max_len, parity_ids, predict_scores(keras_model, parity_ids),
-                                target, log=log)
-    log(f"chosen form: {chosen.form}")
-    model_meta = {**chosen.meta, "selection": {"runtime": measured_on,
-                                               "threads": 1, "candidates": tried,
-                                               "rule": "fastest form that matches Keras; within "
-                                               "3 % of the fastest, the smallest file"}}
+    chosen, model_meta = select_form(keras_model, config, len(tokenizer), len(labels), x_val, target, log)
 
     # Metrics on the TFLite model, through one interpreter, in sequence (as on the device).
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)
@@ -106,12 +140,16 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
                     "keras": {"accuracy": keras_test["accuracy"], "macro_f1": keras_test["macro_f1"]},
                     "label_agreement_with_keras": float(
                         (tflite_test.argmax(1) == predict_scores(keras_model, x_test).argmax(1)).mean())})
-    log(f"tflite test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
-        + ", ".join(f"{k} F1 {v['f1']:.4f}" for k, v in metrics["per_label"].items()))
+    per_label = ", ".join(f"{k} F1 {v['f1']:.4f}" for k, v in metrics["per_label"].items())
+    log(f"tflite test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}"
+        + (f", {per_label}" if len(labels) <= 10 else " (per-label figures in the model card)"))
 
     golden_texts = pick_texts(test.texts, test.labels, config.golden_count)
-    golden = make_golden(golden_texts, tokenizer, chosen.model_bytes, model_meta, labels,
-                         lambda ids: predict_scores(keras_model, ids), cfg_conv.quantization)
+    golden = make_golden([{"text": t} for t in golden_texts], tokenizer.encode_batch(golden_texts),
+                         chosen.model_bytes, model_meta, labels,
+                         lambda ids: predict_scores(keras_model, ids), cfg_conv.quantization,
+                         sigmoid=len(labels) == 2, fresh_scores=target.fresh_scores)
+    golden["computed_on"] = model_meta["selection"]["runtime"]
 
     name = name or Path(out_dir).name
     meta = {
@@ -129,6 +167,7 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
         "golden": {"file": GOLDEN_FILE, "count": len(golden["vectors"]),
                    **{k: v for k, v in golden.items() if k != "vectors"}},
         "training": {"dataset": dataset.source, "config": config.to_json(), "seed": cfg_train.seed,
+                     "test_set": test_set.source if test_set is not None else "stratified split",
                      "split_sizes": {"train": len(train), "validation": len(val), "test": len(test)},
                      "epochs_run": len(history.get("loss", [])), "history": history},
         "library_versions": library_versions(),
@@ -142,19 +181,7 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
         **render_bundle_docs(meta, example_text=golden_texts[-1][:80].replace('"', "'")),
     }
 
-    def verify(staged: Path) -> None:
-        # The staged bundle must load and pass its own smoke test, here and on the device's
-        # runtime, before it replaces anything.
-        require_ok(run_smoke(load_bundle(staged), latency_runs=20))
-        report = target.smoke(staged)
-        if report is not None:
-            if not report.get("ok"):
-                raise SmokeTestError(f"the bundle fails `bilite-device smoke` on {measured_on}: "
-                                     + "; ".join(str(f) for f in report.get("failures", [])[:5]))
-            log(f"smoke on {measured_on}: {report['vectors']} golden vectors x 2 passes, max |diff| "
-                f"{report['max_abs_diff']:.2g}, p50 {report['latency_ms_p50']:.3f} ms")
-
-    bundle_dir, archive = write_bundle(out_dir, files, verify=verify)
+    bundle_dir, archive = write_verified(out_dir, files, target, log)
     log(f"bundle: {bundle_dir} and {archive} ({archive.stat().st_size / 1024:.0f} KiB) "
         f"in {time.perf_counter() - t0:.0f} s")
     return BuildResult(bundle_dir, archive, meta)

@@ -19,9 +19,21 @@ def render(template_name: str, **context) -> str:
     return env.get_template(template_name).render(**context)
 
 
+MAX_PICTURE_LABELS = 20  # beyond this a confusion picture is unreadable: list top confusions
+
+
 def render_bundle_docs(meta: dict, example_text: str) -> dict[str, bytes]:
+    from .charts import confusion_svg, top_confusions
+
     arch = meta["training"]["config"]["model"]
-    return {
-        "README.md": render("model_card.md.j2", meta=meta, arch=arch).encode("utf-8"),
+    confusion = meta["metrics"]["confusion"]
+    picture = len(confusion["labels"]) <= MAX_PICTURE_LABELS
+    docs = {
+        "README.md": render("model_card.md.j2", meta=meta, arch=arch, picture=picture,
+                            confusions=top_confusions(confusion["labels"], confusion["matrix"]),
+                            example_text=example_text).encode("utf-8"),
         "INSTALL.md": render("device_install.md.j2", meta=meta, example_text=example_text).encode("utf-8"),
     }
+    if picture:
+        docs["confusion.svg"] = confusion_svg(confusion["labels"], confusion["matrix"]).encode("utf-8")
+    return docs

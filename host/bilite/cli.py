@@ -14,8 +14,23 @@ import click
 
 from bilite_device.errors import BiliteError
 
-# TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine) helps no one here.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine prints an "E0000 ... cuInit"
+# line that looks like a failure) helps no one here; conversion errors are captured separately.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# What TensorFlow prints on import on a machine without a GPU: true, and no one's problem.
+_TF_IMPORT_NOISE = ("cudart_stub", "cuda_platform", "cuda_dnn", "cuda_fft", "cuda_blas",
+                    "absl::InitializeLog", "cuInit", "oneDNN custom operations", "computation_placer")
+
+
+def _import_tensorflow_quietly() -> None:
+    from bilite_device._stderr import captured_fd2, replay_unexpected
+
+    with captured_fd2() as native:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    replay_unexpected(native["text"], noise=_TF_IMPORT_NOISE)
 
 
 class _BiliteGroup(click.Group):
@@ -39,6 +54,15 @@ def main():
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Bundle directory to write; DIR.tar.gz is written beside it.")
+@click.option("--task", type=click.Choice(["classify", "tag"]), default="classify", show_default=True,
+              help="classify: one label per text. tag: one tag per word (DATA is CoNLL-U, .xz/.gz ok).")
+@click.option("--test-data", type=click.Path(dir_okay=False, path_type=Path),
+              help="Official test split (same format and columns as DATA); DATA then gives train/validation "
+              "only. Required with --task tag.")
+@click.option("--validation-data", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --task tag: the validation split (default: every 10th training sentence).")
+@click.option("--tag-column", type=click.IntRange(0, 9), default=3, show_default=True,
+              help="With --task tag: 0-based CoNLL-U column of the tag (3 UPOS, 4 XPOS).")
 @click.option("--name", help="Bundle name in metadata and the model card (default: the --out folder name).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "sms", "csv", "tsv", "jsonl"]), default="auto",
               show_default=True, help="Input format; auto: .csv/.tsv/.jsonl by suffix, else SMS 'label<TAB>text'.")
@@ -75,10 +99,11 @@ def main():
               help="Python of a device-only environment (bilite-device + the target runtime) used to "
               "time forms and smoke-test the bundle on the device's runtime. Default: "
               "$BILITE_DEVICE_PYTHON, else the checkout's .venv/device.")
-def build(data, out_dir, name, fmt, text_column, label_column, cell, units, layers, embed_dim, dropout,
+def build(data, out_dir, task, test_data, validation_data, tag_column, name, fmt, text_column, label_column, cell, units, layers, embed_dim, dropout,
           epochs, batch_size, learning_rate, seed, max_len, max_vocab, min_count, padding, truncation,
           form, quantize, target, device_python):
-    """Train a BiRNN classifier on DATA and write a deployment bundle to --out."""
+    """Train a BiRNN classifier (or with --task tag, a tagger) on DATA and write a deployment
+    bundle to --out."""
     from bilite_device.tokenizer import TokenizerConfig
 
     from .config import BuildConfig, ConvertConfig, ModelConfig, TrainConfig
@@ -91,13 +116,45 @@ def build(data, out_dir, name, fmt, text_column, label_column, cell, units, laye
         train=TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed),
         convert=ConvertConfig(form=form, quantization=quantize, target=target),
     )
+    if task == "tag":
+        _build_tagger(data, test_data, validation_data, tag_column, config, out_dir, name, device_python)
+        return
     dataset = load_dataset(data, fmt, text_column, label_column)
+    test_set = load_dataset(test_data, fmt, text_column, label_column) if test_data else None
     from .build import build as run_build
 
-    result = run_build(dataset, config, out_dir, name=name, device_python=device_python, log=click.echo)
+    _import_tensorflow_quietly()
+    result = run_build(dataset, config, out_dir, name=name, device_python=device_python,
+                       test_set=test_set, log=click.echo)
     m = result.metadata["metrics"]
     click.echo(f"done: {result.bundle_dir} (TFLite test accuracy {m['accuracy']:.4f}, "
                f"form {result.metadata['model']['form']}, {result.metadata['model']['quantization']})")
+
+
+def _build_tagger(data, test_data, validation_data, tag_column, config, out_dir, name, device_python):
+    from .build_tagger import build_tagger
+    from .conllu import TaggedCorpus, load_conllu
+    from .errors import ConfigError
+
+    if test_data is None:
+        raise ConfigError("--task tag needs --test-data (a CoNLL-U test split, such as "
+                          "data/ud_english_ewt/en_ewt-ud-test.conllu.xz)")
+    train = load_conllu(data, tag_column)
+    if validation_data is not None:
+        val = load_conllu(validation_data, tag_column)
+    else:
+        held = set(range(0, len(train), 10))
+        pick = lambda keep: [i for i in range(len(train)) if (i in held) == keep]  # noqa: E731
+        val = TaggedCorpus([train.sentences[i] for i in pick(True)], [train.tags[i] for i in pick(True)],
+                           f"{train.source} (every 10th sentence)")
+        train = TaggedCorpus([train.sentences[i] for i in pick(False)], [train.tags[i] for i in pick(False)],
+                             train.source)
+    test = load_conllu(test_data, tag_column)
+    _import_tensorflow_quietly()
+    result = build_tagger(train, val, test, config, out_dir, name=name,
+                          device_python=device_python, log=click.echo)
+    click.echo(f"done: {result.bundle_dir} (TFLite test token accuracy "
+               f"{result.metadata['metrics']['accuracy']:.4f}, form {result.metadata['model']['form']})")
 
 
 @main.command()

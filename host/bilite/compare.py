@@ -16,9 +16,10 @@ from bilite_device.model import TfliteModel
 
 # How far TFLite scores may drift from the float Keras model, per quantization mode. float32
 # differs only by summation order; float16 rounds weights to 11 bits; dynamic range quantizes
-# weights to int8 and activations per invoke. Chosen from measurements on the SMS model
-# (dynamic range: max 0.002-0.008 over 200 validation texts).
-KERAS_TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "dynamic": 5e-2}
+# weights to int8 and activations per invoke. Chosen from measurements (dynamic range, max over
+# 200 validation texts: SMS BiLSTM 0.002-0.008, Banking77 77-way softmax 0.037); a conversion
+# that computes something else differs by far more.
+KERAS_TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "dynamic": 1e-1}
 
 
 @dataclass
@@ -53,9 +54,12 @@ def tflite_scores(model: TfliteModel, ids: np.ndarray, sigmoid: bool) -> np.ndar
 
 def compare_scores(reference: np.ndarray, got: np.ndarray, again: np.ndarray,
                    tolerance: float) -> ParityReport:
-    """``got``: scores in sequence; ``again``: the first rows re-run after all the others."""
-    diffs = np.abs(got - reference).max(axis=1) if len(got) else np.zeros(0)
-    agree = got.argmax(axis=1) == reference.argmax(axis=1)
+    """``got``: scores in sequence; ``again``: the first rows re-run after all the others.
+    Scores are [n, C] (classifiers) or [n, T, C] (taggers: labels are compared per token)."""
+    got = np.asarray(got).reshape(reference.shape)
+    again = np.asarray(again).reshape((len(again),) + reference.shape[1:])
+    diffs = np.abs(got - reference).reshape(len(got), -1).max(axis=1) if len(got) else np.zeros(0)
+    agree = got.argmax(axis=-1) == reference.argmax(axis=-1)
     failures = [f"input {i}: max |diff| {diffs[i]:.3g} > {tolerance:g}"
                 for i in np.flatnonzero(diffs > tolerance)]
     repeat_diff = float(np.abs(again - got[: len(again)]).max()) if len(again) else 0.0

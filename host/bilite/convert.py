@@ -60,7 +60,7 @@ def convert_keras(model, quantization: str, target: str) -> bytes:
     )
 
 
-def check_graph(facts: TfliteFacts, form: str, max_len: int, target: str) -> None:
+def check_graph(facts: TfliteFacts, form: str, max_len: int, target: str, width: tuple = ()) -> None:
     """Fail loudly if the converted graph is not what ``form`` promises, or too new for ``target``."""
     problems = []
     custom = sorted(o.name for o in facts.ops if o.name.startswith("CUSTOM:"))
@@ -83,8 +83,9 @@ def check_graph(facts: TfliteFacts, form: str, max_len: int, target: str) -> Non
                         f"{list(facts.variable_tensors)[:4]}")
     if form == "fused" and not facts.variable_tensors:
         problems.append("fused form without variable tensors: the reset logic would be wrong")
-    if len(facts.inputs) != 1 or facts.inputs[0].dtype != "int32" or facts.inputs[0].shape != (1, max_len):
-        problems.append(f"expected one int32 input of shape (1, {max_len}), got "
+    expected = (1, max_len) + tuple(width)
+    if len(facts.inputs) != 1 or facts.inputs[0].dtype != "int32" or facts.inputs[0].shape != expected:
+        problems.append(f"expected one int32 input of shape {expected}, got "
                         f"{[(t.dtype, t.shape) for t in facts.inputs]}")
     if len(facts.outputs) != 1:
         problems.append(f"expected one output, got {len(facts.outputs)}")
@@ -111,5 +112,6 @@ def target_problems(facts: TfliteFacts, target: str) -> list[str]:
 def convert_checked(model, form: str, quantization: str, target: str, max_len: int) -> tuple[bytes, TfliteFacts]:
     blob = convert_keras(model, quantization, target)
     facts = read_tflite_facts(blob)
-    check_graph(facts, form, max_len, target)
+    # Taggers take [max_len, features] per text; classifiers [max_len].
+    check_graph(facts, form, max_len, target, width=tuple(int(d) for d in model.inputs[0].shape[2:]))
     return blob, facts

@@ -133,10 +133,22 @@ def load_dataset(path, fmt: str = "auto", text_column: str = "text",
     return dataset
 
 
+def split_with_test(dataset: Dataset, test_set: Dataset, seed: int,
+                    validation: float = 0.1) -> tuple[Dataset, Dataset, Dataset]:
+    """Train/validation from ``dataset`` (stratified, seeded); the given test set as is (an
+    official test split, such as Banking77's, must stay the one everybody reports on)."""
+    unknown = sorted(set(test_set.labels) - set(dataset.labels))
+    if unknown:
+        raise DataError(f"the test data has label(s) {unknown[:10]} that the training data lacks")
+    train, val, _ = stratified_split(dataset, seed, validation, test=0.0)
+    return train, val, test_set
+
+
 def stratified_split(dataset: Dataset, seed: int, validation: float = 0.1,
                      test: float = 0.1) -> tuple[Dataset, Dataset, Dataset]:
-    """Train/validation/test with every label in the same proportion in each part, seeded."""
-    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
+    """Train/validation/test with every label in the same proportion in each part, seeded.
+    ``test=0`` leaves the test part empty (for a separately given test set)."""
+    if not (0 < validation < 1 and 0 <= test < 1 and validation + test < 1):
         raise DataError(f"validation ({validation}) and test ({test}) fractions must be in (0, 1) "
                         "and sum to less than 1")
     rng = random.Random(seed)
@@ -144,11 +156,12 @@ def stratified_split(dataset: Dataset, seed: int, validation: float = 0.1,
     for label in dataset.label_names():
         indices = [i for i, y in enumerate(dataset.labels) if y == label]
         rng.shuffle(indices)
-        n_test = max(1, round(len(indices) * test))
+        n_test = max(1, round(len(indices) * test)) if test else 0
         n_val = max(1, round(len(indices) * validation))
         if len(indices) < n_test + n_val + 1:
-            raise DataError(f"label {label!r} has only {len(indices)} example(s); need at least 3 "
-                            "to put one in each of train, validation and test")
+            raise DataError(f"label {label!r} has only {len(indices)} example(s); need at least "
+                            f"{n_test + n_val + 1} to put one in each of train, validation"
+                            + (" and test" if test else ""))
         parts[2].extend(indices[:n_test])
         parts[1].extend(indices[n_test : n_test + n_val])
         parts[0].extend(indices[n_test + n_val :])

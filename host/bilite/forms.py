@@ -64,13 +64,13 @@ def model_meta(form: str, facts, quantization: str, target: str) -> dict:
 
 def choose_form(trained, cfg: ModelConfig, convert: ConvertConfig, vocab_size: int, num_labels: int,
                 max_len: int, ids: np.ndarray, reference: np.ndarray, target: TargetRunner,
-                log=print) -> tuple[Candidate, list[dict]]:
+                log=print, model_kwargs: dict | None = None) -> tuple[Candidate, list[dict]]:
     """Convert every candidate form, then time and prove them all on the target runtime."""
     tried, converted = [], []
     for form in candidate_forms(cfg, convert):
         start = time.perf_counter()
         try:
-            twin = inference_twin(trained, cfg, vocab_size, num_labels, max_len, form)
+            twin = inference_twin(trained, cfg, vocab_size, num_labels, max_len, form, **(model_kwargs or {}))
             blob, facts = convert_checked(twin, form, convert.quantization, convert.target, max_len)
         except BiliteError as exc:
             log(f"  form {form}: unavailable: {exc}")
@@ -79,7 +79,7 @@ def choose_form(trained, cfg: ModelConfig, convert: ConvertConfig, vocab_size: i
         converted.append((form, blob, model_meta(form, facts, convert.quantization, convert.target),
                           time.perf_counter() - start))
     results = target.measure([(blob, meta) for _, blob, meta, _ in converted], ids) if converted else []
-    sigmoid = num_labels == 2
+    sigmoid = num_labels == 2 and not (model_kwargs or {}).get("tagging")
     passing = []
     for (form, blob, meta, seconds), result in zip(converted, results):
         if "error" in result:

@@ -30,52 +30,76 @@ def _layers_module(form: str):
     return keras_mod
 
 
+# Widths of the extra per-token feature embeddings (taggers): small tables, small vectors.
+FEATURE_EMBED_DIM = {"case": 8, "suffix2": 24, "suffix3": 32}
+
+
 def build_model(cfg: ModelConfig, vocab_size: int, num_labels: int, max_len: int,
-                form: str = "while", batch_size: int | None = None):
-    """Embedding -> Bidirectional(cell) x layers -> Dense (sigmoid for 2 labels, else softmax)."""
+                form: str = "while", batch_size: int | None = None, tagging: bool = False,
+                extra_features: tuple[tuple[str, int], ...] = ()):
+    """Embedding -> Bidirectional(cell) x layers -> Dense.
+
+    Classifier: the last layer returns its final state; Dense is sigmoid for 2 labels, else
+    softmax. Tagger (``tagging``): every layer returns sequences, a softmax Dense per token.
+    ``extra_features``: (name, table size) of feature columns after the word id; the input is
+    then [max_len, 1 + len(extra_features)] and each column gets its own embedding, concatenated.
+    """
     k = _layers_module(form)
     layers = k.layers
     cell = {"lstm": layers.LSTM, "gru": layers.GRU}[cfg.cell]
-    inputs = k.Input(shape=(max_len,), batch_size=batch_size, dtype="int32", name="token_ids")
-    x = layers.Embedding(vocab_size, cfg.embed_dim, name="embedding")(inputs)
+    if extra_features:
+        width = 1 + len(extra_features)
+        inputs = k.Input(shape=(max_len, width), batch_size=batch_size, dtype="int32", name="token_ids")
+        parts = [layers.Embedding(vocab_size, cfg.embed_dim, name="embedding")(inputs[:, :, 0])]
+        for col, (name, size) in enumerate(extra_features, start=1):
+            parts.append(layers.Embedding(size, FEATURE_EMBED_DIM[name], name=f"embedding_{name}")(inputs[:, :, col]))
+        x = layers.Concatenate(name="token_features")(parts)
+    else:
+        inputs = k.Input(shape=(max_len,), batch_size=batch_size, dtype="int32", name="token_ids")
+        x = layers.Embedding(vocab_size, cfg.embed_dim, name="embedding")(inputs)
     for i in range(cfg.layers):
-        last = i == cfg.layers - 1
+        last = i == cfg.layers - 1 and not tagging
         rnn = cell(cfg.units, return_sequences=not last, unroll=(form == "unrolled"),
                    name=f"{cfg.cell}_{i}")
         x = layers.Bidirectional(rnn, name=f"bidirectional_{i}")(x)
         if cfg.dropout:
             x = layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
-    binary = num_labels == 2
+    binary = num_labels == 2 and not tagging
     outputs = layers.Dense(1 if binary else num_labels, activation="sigmoid" if binary else "softmax",
                            name="scores")(x)
-    return k.Model(inputs, outputs, name="bilite_classifier")
+    return k.Model(inputs, outputs, name="bilite_tagger" if tagging else "bilite_classifier")
 
 
 def inference_twin(trained, cfg: ModelConfig, vocab_size: int, num_labels: int, max_len: int,
-                   form: str):
+                   form: str, **model_kwargs):
     """The trained model rebuilt with a static batch of 1 in ``form``, weights copied."""
-    twin = build_model(cfg, vocab_size, num_labels, max_len, form=form, batch_size=1)
+    twin = build_model(cfg, vocab_size, num_labels, max_len, form=form, batch_size=1, **model_kwargs)
     twin.set_weights(trained.get_weights())
     return twin
 
 
 def predict_scores(model, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Per-label scores [n, num_labels] (a sigmoid head gives [1 - p, p])."""
+    """Per-label scores [n, num_labels] (a sigmoid head gives [1 - p, p]); taggers [n, T, C]."""
     raw = np.asarray(model.predict(ids, batch_size=batch_size, verbose=0), dtype=np.float32)
-    return np.concatenate([1.0 - raw, raw], axis=1) if raw.shape[1] == 1 else raw
+    return np.concatenate([1.0 - raw, raw], axis=1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
 
 
 def train_model(cfg: ModelConfig, train_cfg: TrainConfig, vocab_size: int, num_labels: int,
-                max_len: int, x_train, y_train, x_val, y_val, log=print):
+                max_len: int, x_train, y_train, x_val, y_val, log=print, tagging: bool = False,
+                extra_features: tuple[tuple[str, int], ...] = ()):
+    """Train with early stopping on validation loss. Taggers: ``y`` is [n, T] tag ids with -1 at
+    padding, which gets zero weight in the loss and the accuracy."""
     import keras
 
     keras.utils.set_random_seed(train_cfg.seed)
-    model = build_model(cfg, vocab_size, num_labels, max_len)
-    binary = num_labels == 2
+    model = build_model(cfg, vocab_size, num_labels, max_len, tagging=tagging,
+                        extra_features=extra_features)
+    binary = num_labels == 2 and not tagging
     model.compile(
         optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        weighted_metrics=["accuracy"] if tagging else None,
+        metrics=None if tagging else ["accuracy"],
     )
 
     class EpochLog(keras.callbacks.Callback):
@@ -88,9 +112,16 @@ def train_model(cfg: ModelConfig, train_cfg: TrainConfig, vocab_size: int, num_l
                 f"acc {logs.get('accuracy', 0):.4f}  val_loss {logs.get('val_loss', 0):.4f} "
                 f"val_acc {logs.get('val_accuracy', 0):.4f}  ({time.perf_counter() - self.start:.1f} s)")
 
+    if tagging:
+        weights = lambda y: (y >= 0).astype("float32")  # noqa: E731
+        fit_data = (x_train, np.maximum(y_train, 0), weights(y_train))
+        val_data = (x_val, np.maximum(y_val, 0), weights(y_val))
+    else:
+        fit_data = (x_train, y_train.astype("float32") if binary else y_train, None)
+        val_data = (x_val, y_val.astype("float32") if binary else y_val)
     history = model.fit(
-        x_train, y_train.astype("float32") if binary else y_train,
-        validation_data=(x_val, y_val.astype("float32") if binary else y_val),
+        fit_data[0], fit_data[1], sample_weight=fit_data[2],
+        validation_data=val_data,
         epochs=train_cfg.epochs, batch_size=train_cfg.batch_size, verbose=0, shuffle=True,
         callbacks=[
             EpochLog(),

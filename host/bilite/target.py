@@ -52,7 +52,17 @@ class TargetRunner:
         return self._run_json(["-c", "from bilite_device.runtime import find_runtime as f; import json; "
                                      "r = f(); print(json.dumps(r.name + ' ' + r.version))"]) + " (device env)"
 
-    def measure(self, models: list[tuple[bytes, dict]], ids: np.ndarray, runs: int = 200) -> list[dict]:
+    def fresh_scores(self, blob: bytes, meta: dict, ids: np.ndarray) -> np.ndarray:
+        """Raw outputs for each row, each from a new interpreter (golden vectors)."""
+        if self.python is None:
+            return np.stack([TfliteModel(blob, meta).run(row) for row in ids])
+        result = self.measure([(blob, meta)], ids, fresh=True)[0]
+        if "error" in result:
+            raise BiliteError(f"device environment {self.python}: {result['error']}")
+        return np.asarray(result["scores"], dtype=np.float32)
+
+    def measure(self, models: list[tuple[bytes, dict]], ids: np.ndarray, runs: int = 200,
+                fresh: bool = False) -> list[dict]:
         """For each model: latency_us, scores (in sequence), repeat_scores; or error."""
         if self.python is None:
             return [self._measure_here(blob, meta, ids, runs) for blob, meta in models]
@@ -63,7 +73,8 @@ class TargetRunner:
                 path.write_bytes(blob)
                 entries.append({"path": str(path), "meta": meta})
             spec = Path(tmp) / "spec.json"
-            spec.write_text(json.dumps({"ids": ids.tolist(), "models": entries, "runs": runs}))
+            spec.write_text(json.dumps({"ids": ids.tolist(), "models": entries, "runs": runs,
+                                        "fresh": fresh}))
             out = self._run_json(["-m", "bilite_device.timing", str(spec)])
         if "error" in out:
             raise BiliteError(f"device environment {self.python}: {out['error']}")

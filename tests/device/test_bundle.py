@@ -116,3 +116,24 @@ def test_num_threads_must_be_positive():
         load_bundle(WHILE_BUNDLE, num_threads=0)
     assert np.allclose(load_bundle(WHILE_BUNDLE, num_threads=2).scores_for_ids(np.zeros(24, np.int32)),
                        load_bundle(WHILE_BUNDLE).scores_for_ids(np.zeros(24, np.int32)), atol=1e-6)
+
+
+def test_classifier_options():
+    from bilite_device import ClassifierOptions, InputError
+
+    bundle = load_bundle(WHILE_BUNDLE)
+    text = "URGENT! You have won a FREE prize, call now"
+    scores = bundle.predict(text).scores
+    every = bundle.classify(text)
+    assert [c.label for c in every] == sorted(scores, key=scores.get, reverse=True)
+    assert [c.score for c in every] == sorted(scores.values(), reverse=True)
+    assert len(bundle.classify(text, ClassifierOptions(top_k=1))) == 1
+    assert bundle.classify(text, ClassifierOptions(score_threshold=1.01)) == []
+    assert [c.label for c in bundle.classify(text, ClassifierOptions(allow=("ham",)))] == ["ham"]
+    assert [c.label for c in bundle.classify(text, ClassifierOptions(deny=("ham",)))] == ["spam"]
+    with pytest.raises(InputError, match="unknown label"):
+        bundle.classify(text, ClassifierOptions(allow=("eggs",)))
+    with pytest.raises(InputError, match="not both"):
+        ClassifierOptions(allow=("ham",), deny=("spam",))
+    with pytest.raises(InputError, match="top_k"):
+        ClassifierOptions(top_k=0)

@@ -111,3 +111,13 @@ def test_every_command_has_help_and_a_readme_mention():
 
 def test_main_returns_status_in_process():
     assert main(["info", str(WHILE_BUNDLE)]) == 0
+
+
+def test_predict_with_classifier_options():
+    code, out, _ = run("predict", WHILE_BUNDLE, "--top-k", "2", "--json", "Free prize! Call now")
+    cats = json.loads(out)["categories"]
+    assert code == 0 and len(cats) == 2 and cats[0]["score"] >= cats[1]["score"]
+    code, out, _ = run("predict", WHILE_BUNDLE, "--deny", "spam", "Free prize! Call now")
+    assert code == 0 and out.startswith("ham:")
+    code, _, err = run("predict", WHILE_BUNDLE, "--allow", "eggs", "x")
+    assert code == 1 and "unknown label" in err

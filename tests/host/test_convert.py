@@ -106,3 +106,27 @@ def test_converter_failure_becomes_a_typed_error():
     model = keras.Model(inputs, keras.layers.Dense(1)(x))
     with pytest.raises(ConversionError, match="conversion|Flex|custom"):
         convert_checked(model, "while", "float32", "tflite-runtime-2.14", T)
+
+
+def test_a_model_too_new_for_tflite_runtime_214_is_refused_on_the_device(tmp_path):
+    """Built for ai-edge-litert, dynamic range uses FULLY_CONNECTED v12: the device with
+    tflite-runtime 2.14 must refuse it before loading, naming the runtime version needed."""
+    import os
+    import subprocess
+
+    python = os.environ.get("BILITE_DEVICE_PYTHON")
+    if not python:
+        pytest.skip("BILITE_DEVICE_PYTHON is not set: run through scripts/test to use .venv/device")
+    wide = ModelConfig(units=32, embed_dim=32, dropout=0.0)
+    twin = inference_twin(build_model(wide, 2000, 5, T), wide, 2000, 5, T, "while")
+    blob, facts = convert_checked(twin, "while", "dynamic", "ai-edge-litert", T)
+    path = tmp_path / "new.tflite"
+    path.write_bytes(blob)
+    code = ("import sys\nfrom bilite_device.model import TfliteModel\nfrom bilite_device.errors import "
+            "IncompatibleRuntimeError\ntry:\n    TfliteModel(open(sys.argv[1], 'rb').read(), "
+            "{'reset_variables': False, 'inputs': [{'name': 'x'}], 'outputs': [{'name': 'y'}]})\n"
+            "except IncompatibleRuntimeError as exc:\n    print(exc)\n    sys.exit(3)\n")
+    proc = subprocess.run([python, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert f"needs TFLite runtime {facts.min_runtime_version}" in proc.stdout
+    assert "tflite-runtime 2.14.0" in proc.stdout and "--target tflite-runtime-2.14" in proc.stdout

@@ -53,3 +53,19 @@ def test_split_is_stratified_seeded_and_disjoint(sms):
     again = stratified_split(sms, seed=3)
     assert again[2].texts == test.texts
     assert stratified_split(sms, seed=4)[2].texts != test.texts
+
+
+def test_official_test_split_is_kept_whole(tmp_path):
+    from bilite.data import split_with_test
+
+    root = __import__("conftest").ROOT / "data" / "banking77"
+    train = load_dataset(root / "train.csv", text_column="text", label_column="category")
+    test = load_dataset(root / "test.csv", text_column="text", label_column="category")
+    assert len(train) == 10003 and len(test) == 3080 and len(train.label_names()) == 77
+    tr, val, te = split_with_test(train, test, seed=0)
+    assert te is test and len(tr) + len(val) == len(train)
+    assert set(val.labels) == set(train.labels)
+    odd = load_dataset(root / "test.csv", text_column="text", label_column="category").subset([0, 1])
+    odd = type(odd)(odd.texts, ["card_arrival", "no_such_intent"], "x")
+    with pytest.raises(DataError, match="no_such_intent"):
+        split_with_test(train, odd, seed=0)

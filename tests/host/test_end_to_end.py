@@ -36,8 +36,8 @@ def test_bundle_files_and_metadata(built, small_sms):
 
 
     names = sorted(p.name for p in built.bundle_dir.iterdir())
-    assert names == ["INSTALL.md", "README.md", "checksums.sha256", "golden.json", "labels.txt",
-                     "metadata.json", "model.tflite", "vocab.txt"]
+    assert names == ["INSTALL.md", "README.md", "checksums.sha256", "confusion.svg", "golden.json",
+                     "labels.txt", "metadata.json", "model.tflite", "vocab.txt"]
     meta = json.loads((built.bundle_dir / "metadata.json").read_text())
     assert meta["schema_version"] == "1.0" and meta["labels"] == ["ham", "spam"]
     assert meta["metrics"]["evaluated_on"] == "tflite" and meta["metrics"]["n"] == len(stratified_split(small_sms, 5)[2])

@@ -28,12 +28,13 @@ def _golden_inputs():
 def test_golden_scores_are_the_tflite_models_and_drift_fails_the_build():
     bundle, meta, model, texts = _golden_inputs()
     truth = np.array([bundle.scores_for_ids(bundle.tokenizer.encode(t)) for t in texts])
-    golden = make_golden(texts, bundle.tokenizer, model, meta["model"], bundle.labels,
-                         lambda ids: truth, "dynamic")
+    items, ids = [{"text": t} for t in texts], bundle.tokenizer.encode_batch(texts)
+    golden = make_golden(items, ids, model, meta["model"], bundle.labels, lambda ids: truth,
+                         "dynamic", sigmoid=True)
     assert golden["keras_max_abs_diff"] == 0.0
     assert [v["scores"] for v in golden["vectors"]] == [v["scores"] for v in bundle.golden]
     shifted = truth.copy()
     shifted[5] += np.array([-0.2, 0.2], dtype=np.float32)  # a "Keras" that disagrees on one text
     with pytest.raises(ParityError, match=r"1 golden vector\(s\) drift.*#5 \(0\.2"):
-        make_golden(texts, bundle.tokenizer, model, meta["model"], bundle.labels,
-                    lambda ids: shifted, "dynamic")
+        make_golden(items, ids, model, meta["model"], bundle.labels, lambda ids: shifted,
+                    "dynamic", sigmoid=True)

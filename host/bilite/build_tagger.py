@@ -1,0 +1,151 @@
+"""``bilite build --task tag``: a BiRNN part-of-speech tagger on CoNLL-U data, bundled.
+
+Inputs per token: the word id plus case and suffix features (``bilite_device.features``), so
+unknown words still get a good guess; the device computes the same features from the same code.
+Sentences longer than ``max_len`` are cut into consecutive windows for training and for the
+test metrics; the device tags long texts in overlapping windows (``bilite_device.tagging``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from bilite_device.features import SUFFIX_FEATURES, build_feature_vocabs
+from bilite_device.model import TfliteModel
+from bilite_device.schema import (FEATURES_FILE, GOLDEN_FILE, LABELS_FILE, METADATA_FILE, MODEL_FILE,
+                                  SCHEMA_VERSION, VOCAB_FILE)
+from bilite_device.tokenizer import Tokenizer, build_vocab, normalize_token
+
+from .build import BuildResult, library_versions, select_form, write_verified
+from .card import render_bundle_docs
+from .config import BuildConfig
+from .conllu import TaggedCorpus
+from .golden import make_golden
+from .metrics import classification_metrics
+from .target import TargetRunner, find_device_python
+
+TAGGER_FEATURES = ("word", "case", "suffix2", "suffix3")
+GOLDEN_EDGE_WORDS = ([], ["\U0001F600"], ["!", "?", "..."], ["THE", "QUICK", "BROWN", "FOX"])
+
+
+def tagger_config(config: BuildConfig) -> BuildConfig:
+    """The tagger's tokenizer: UD-style English clitics, and the word-shape features."""
+    return replace(config, tokenizer=replace(config.tokenizer, features=TAGGER_FEATURES, clitics="english"))
+
+
+def windows_of(corpus: TaggedCorpus, size: int) -> tuple[list[list[str]], list[list[str]]]:
+    words, tags = [], []
+    for sent, sent_tags in zip(corpus.sentences, corpus.tags):
+        for start in range(0, len(sent), size):
+            words.append(sent[start : start + size])
+            tags.append(sent_tags[start : start + size])
+    return words, tags
+
+
+def encode(tokenizer: Tokenizer, windows: list[list[str]], tags: list[list[str]], index: dict):
+    x = np.stack([tokenizer.encode_words(w) for w in windows])
+    y = np.full((len(windows), tokenizer.config.max_len), -1, dtype=np.int64)
+    for i, row in enumerate(tags):
+        ids = [index.get(t, -1) for t in row]
+        if tokenizer.config.padding == "post":
+            y[i, : len(ids)] = ids
+        else:
+            y[i, tokenizer.config.max_len - len(ids) :] = ids
+    return x, y
+
+
+def token_metrics(y: np.ndarray, scores: np.ndarray, labels: list[str]) -> dict:
+    real = y >= 0
+    return classification_metrics(y[real], scores.argmax(axis=-1)[real], labels)
+
+
+def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, config: BuildConfig,
+                 out_dir, name: str | None = None, device_python: str | None = None,
+                 log=print) -> BuildResult:
+    t0 = time.perf_counter()
+    config = tagger_config(config)
+    cfg_tok, cfg_model, cfg_train = config.tokenizer, config.model, config.train
+    labels = train.tag_names()
+    index = {t: i for i, t in enumerate(labels)}
+    log(f"data: {len(train)}/{len(val)}/{len(test)} sentences (train/validation/test) from "
+        f"{train.source}; {len(labels)} tags {labels}")
+
+    train_words = [w for sent in train.sentences for w in sent]
+    vocab = build_vocab(train_words, cfg_tok, pretokenized=True)
+    normalized = [t for t in (normalize_token(w, cfg_tok) for w in train_words) if t]
+    feature_vocabs = build_feature_vocabs(normalized, cfg_tok.features)
+    tokenizer = Tokenizer(cfg_tok, vocab, feature_vocabs)
+    log(f"vocabulary: {len(vocab)} words; features {list(cfg_tok.features)} "
+        f"({', '.join(f'{k} {len(v)}' for k, v in feature_vocabs.items())}); max_len {cfg_tok.max_len}")
+    splits = [windows_of(c, cfg_tok.max_len) for c in (train, val, test)]
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (encode(tokenizer, w, t, index) for w, t in splits)
+    extra = tuple((f, 6 if f == "case" else len(feature_vocabs[f])) for f in cfg_tok.features[1:])
+    model_kwargs = {"tagging": True, "extra_features": extra}
+
+    from .keras_model import predict_scores, train_model
+
+    log(f"training: Bidirectional({cfg_model.cell.upper()} {cfg_model.units}) x {cfg_model.layers} tagger")
+    keras_model, history = train_model(cfg_model, cfg_train, len(vocab), len(labels), cfg_tok.max_len,
+                                       x_train, y_train, x_val, y_val, log=log, **model_kwargs)
+    keras_test = token_metrics(y_test, predict_scores(keras_model, x_test), labels)
+    log(f"keras test token accuracy {keras_test['accuracy']:.4f}")
+
+    target = TargetRunner(find_device_python(device_python))
+    chosen, model_meta = select_form(keras_model, config, len(vocab), len(labels), x_val, target, log,
+                                     **model_kwargs)
+    tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)
+    tflite_test = np.stack([tflite.run(row) for row in x_test])
+    metrics = token_metrics(y_test, tflite_test, labels)
+    metrics.update({"evaluated_on": "tflite", "split": "test", "unit": "token",
+                    "keras": {"accuracy": keras_test["accuracy"], "macro_f1": keras_test["macro_f1"]}})
+    log(f"tflite test token accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+
+    picks = [s for s in test.sentences if 3 <= len(s) <= cfg_tok.max_len]
+    golden_words = list(GOLDEN_EDGE_WORDS) + picks[:: max(1, len(picks) // 20)][:20]
+    golden = make_golden([{"words": w} for w in golden_words],
+                         np.stack([tokenizer.encode_words(w) for w in golden_words]),
+                         chosen.model_bytes, model_meta, labels,
+                         lambda ids: predict_scores(keras_model, ids), config.convert.quantization,
+                         sigmoid=False, fresh_scores=target.fresh_scores)
+    golden["computed_on"] = model_meta["selection"]["runtime"]
+
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name or Path(out_dir).name,
+        "description": f"Bidirectional {cfg_model.cell.upper()} token tagger built by bilite.",
+        "task": "tagging",
+        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "labels": labels,
+        "output": {"kind": "softmax", "per_token": True},
+        "tokenizer": {**cfg_tok.to_json(), "vocab_file": VOCAB_FILE, "vocab_size": len(vocab),
+                      "features_file": FEATURES_FILE},
+        "model": model_meta,
+        "metrics": metrics,
+        "golden": {"file": GOLDEN_FILE, "count": len(golden["vectors"]),
+                   **{k: v for k, v in golden.items() if k != "vectors"}},
+        "training": {"dataset": train.source, "validation_set": val.source, "test_set": test.source,
+                     "config": config.to_json(), "seed": cfg_train.seed,
+                     "split_sizes": {"train": len(train), "validation": len(val), "test": len(test)},
+                     "epochs_run": len(history.get("loss", [])), "history": history},
+        "library_versions": library_versions(),
+    }
+    files = {
+        MODEL_FILE: chosen.model_bytes,
+        VOCAB_FILE: ("\n".join(vocab) + "\n").encode("utf-8"),
+        FEATURES_FILE: (json.dumps({k: feature_vocabs[k] for k in SUFFIX_FEATURES if k in feature_vocabs},
+                                   ensure_ascii=False) + "\n").encode("utf-8"),
+        LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8"),
+        METADATA_FILE: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+        GOLDEN_FILE: (json.dumps(golden, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
+        **render_bundle_docs(meta, example_text="The quick brown fox didn't jump over 2 lazy dogs."),
+    }
+    bundle_dir, archive = write_verified(out_dir, files, target, log)
+    log(f"bundle: {bundle_dir} and {archive} ({archive.stat().st_size / 1024:.0f} KiB) "
+        f"in {time.perf_counter() - t0:.0f} s")
+    return BuildResult(bundle_dir, archive, meta)
