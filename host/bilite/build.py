@@ -55,8 +55,11 @@ def library_versions() -> dict:
     return versions
 
 
+CALIBRATION_INPUTS = 200  # training texts that calibrate full-int8 activation ranges
+
+
 def select_form(keras_model, config: BuildConfig, vocab_size: int, num_labels: int, x_val,
-                target: TargetRunner, log, **model_kwargs):
+                target: TargetRunner, log, calibration=None, **model_kwargs):
     """Convert, prove and time every candidate form on the target; the model section of metadata."""
     from .keras_model import predict_scores
 
@@ -71,7 +74,7 @@ def select_form(keras_model, config: BuildConfig, vocab_size: int, num_labels: i
     chosen, tried = choose_form(keras_model, config.model, cfg_conv, vocab_size, num_labels,
                                 config.tokenizer.max_len, parity_ids,
                                 predict_scores(keras_model, parity_ids), target, log=log,
-                                model_kwargs=model_kwargs)
+                                model_kwargs=model_kwargs, calibration=calibration)
     log(f"chosen form: {chosen.form}")
     return chosen, {**chosen.meta, "selection": {
         "runtime": measured_on, "threads": 1, "candidates": tried,
@@ -130,7 +133,24 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     log(f"keras test accuracy {keras_test['accuracy']:.4f}, macro F1 {keras_test['macro_f1']:.4f}")
 
     target = TargetRunner(find_device_python(device_python))
-    chosen, model_meta = select_form(keras_model, config, len(tokenizer), len(labels), x_val, target, log)
+    calibration = x_train[:CALIBRATION_INPUTS]
+    sweep = None
+    if cfg_conv.quantization == "all":
+        from .sweep import run_sweep
+
+        keras_test_scores = predict_scores(keras_model, x_test)
+        mode, rows, (chosen, model_meta, _) = run_sweep(
+            keras_model, config,
+            lambda cfg: select_form(keras_model, cfg, len(tokenizer), len(labels), x_val, target, log,
+                                    calibration=calibration),
+            x_test, y_test, keras_test_scores, labels, log)
+        sweep = {"chosen": mode, "max_accuracy_drop_points": cfg_conv.max_accuracy_drop, "rows": rows,
+                 "rule": "smallest mode whose TFLite test accuracy is within the budget of float32's"}
+        quantization = mode
+    else:
+        chosen, model_meta = select_form(keras_model, config, len(tokenizer), len(labels), x_val, target,
+                                         log, calibration=calibration)
+        quantization = cfg_conv.quantization
 
     # Metrics on the TFLite model, through one interpreter, in sequence (as on the device).
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)
@@ -147,7 +167,7 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     golden_texts = pick_texts(test.texts, test.labels, config.golden_count)
     golden = make_golden([{"text": t} for t in golden_texts], tokenizer.encode_batch(golden_texts),
                          chosen.model_bytes, model_meta, labels,
-                         lambda ids: predict_scores(keras_model, ids), cfg_conv.quantization,
+                         lambda ids: predict_scores(keras_model, ids), quantization,
                          sigmoid=len(labels) == 2, fresh_scores=target.fresh_scores)
     golden["computed_on"] = model_meta["selection"]["runtime"]
 
@@ -164,6 +184,7 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
         "tokenizer": {**cfg_tok.to_json(), "vocab_file": VOCAB_FILE, "vocab_size": len(tokenizer)},
         "model": model_meta,
         "metrics": metrics,
+        "quantization_sweep": sweep,
         "golden": {"file": GOLDEN_FILE, "count": len(golden["vectors"]),
                    **{k: v for k, v in golden.items() if k != "vectors"}},
         "training": {"dataset": dataset.source, "config": config.to_json(), "seed": cfg_train.seed,

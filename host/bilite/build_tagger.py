@@ -22,9 +22,10 @@ from bilite_device.schema import (FEATURES_FILE, GOLDEN_FILE, LABELS_FILE, METAD
                                   SCHEMA_VERSION, VOCAB_FILE)
 from bilite_device.tokenizer import Tokenizer, build_vocab, normalize_token
 
-from .build import BuildResult, library_versions, select_form, write_verified
+from .build import CALIBRATION_INPUTS, BuildResult, library_versions, select_form, write_verified
 from .card import render_bundle_docs
 from .config import BuildConfig
+from .errors import ConfigError
 from .conllu import TaggedCorpus
 from .golden import make_golden
 from .metrics import classification_metrics
@@ -69,6 +70,8 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
                  out_dir, name: str | None = None, device_python: str | None = None,
                  log=print) -> BuildResult:
     t0 = time.perf_counter()
+    if config.convert.quantization == "all":
+        raise ConfigError("--quantize all is for classifiers so far; pick one mode for a tagger")
     config = tagger_config(config)
     cfg_tok, cfg_model, cfg_train = config.tokenizer, config.model, config.train
     labels = train.tag_names()
@@ -98,7 +101,7 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
 
     target = TargetRunner(find_device_python(device_python))
     chosen, model_meta = select_form(keras_model, config, len(vocab), len(labels), x_val, target, log,
-                                     **model_kwargs)
+                                     calibration=x_train[:CALIBRATION_INPUTS], **model_kwargs)
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)
     tflite_test = np.stack([tflite.run(row) for row in x_test])
     metrics = token_metrics(y_test, tflite_test, labels)

@@ -23,7 +23,7 @@ MAX_PICTURE_LABELS = 20  # beyond this a confusion picture is unreadable: list t
 
 
 def render_bundle_docs(meta: dict, example_text: str) -> dict[str, bytes]:
-    from .charts import confusion_svg, top_confusions
+    from .charts import confusion_svg, size_accuracy_svg, top_confusions
 
     arch = meta["training"]["config"]["model"]
     confusion = meta["metrics"]["confusion"]
@@ -36,4 +36,9 @@ def render_bundle_docs(meta: dict, example_text: str) -> dict[str, bytes]:
     }
     if picture:
         docs["confusion.svg"] = confusion_svg(confusion["labels"], confusion["matrix"]).encode("utf-8")
+    sweep = meta.get("quantization_sweep")
+    docs["card.html"] = render(
+        "model_card.html.j2", meta=meta, sweep=sweep,
+        chart=size_accuracy_svg(sweep["rows"]) if sweep else "",
+        confusion_svg=docs.get("confusion.svg", b"").decode("utf-8")).encode("utf-8")
     return docs

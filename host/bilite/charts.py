@@ -38,3 +38,31 @@ def top_confusions(labels: list[str], matrix: list[list[int]], k: int = 15) -> l
              if i != j and matrix[i][j]]
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
     return [{"true": t, "predicted": p, "count": c} for c, t, p in pairs[:k]]
+
+
+def size_accuracy_svg(rows: list[dict], width: int = 520, height: int = 300) -> str:
+    """Size (x, KiB) versus accuracy (y) for each available quantization mode."""
+    points = [r for r in rows if r.get("available")]
+    if not points:
+        return ""
+    pad = 50
+    xs = [r["size_bytes"] / 1024 for r in points]
+    ys = [r["accuracy"] for r in points]
+    x0, x1 = 0.0, max(xs) * 1.1
+    y0, y1 = min(ys) - 0.01, max(ys) + 0.005
+    sx = lambda v: pad + (v - x0) / (x1 - x0 or 1) * (width - 2 * pad)  # noqa: E731
+    sy = lambda v: height - pad - (v - y0) / (y1 - y0 or 1) * (height - 2 * pad)  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#333"/>',
+           f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>',
+           f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle">model.tflite size (KiB)</text>',
+           f'<text transform="translate(14,{height / 2}) rotate(-90)" text-anchor="middle">test accuracy</text>',
+           f'<text x="{pad - 4}" y="{sy(y1) + 4:.1f}" text-anchor="end" font-size="10">{y1:.3f}</text>',
+           f'<text x="{pad - 4}" y="{sy(y0) + 4:.1f}" text-anchor="end" font-size="10">{y0:.3f}</text>',
+           f'<text x="{sx(x1):.1f}" y="{height - pad + 14}" text-anchor="end" font-size="10">{x1:.0f}</text>']
+    for r, x, y in zip(points, xs, ys):
+        out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="#3465a4"/>')
+        out.append(f'<text x="{sx(x) + 8:.1f}" y="{sy(y) - 6:.1f}">{escape(r["mode"])}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

@@ -19,7 +19,7 @@ from bilite_device.model import TfliteModel
 # weights to int8 and activations per invoke. Chosen from measurements (dynamic range, max over
 # 200 validation texts: SMS BiLSTM 0.002-0.008, Banking77 77-way softmax 0.037); a conversion
 # that computes something else differs by far more.
-KERAS_TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "dynamic": 1e-1}
+KERAS_TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "dynamic": 1e-1, "int8": 2e-1}
 
 
 @dataclass

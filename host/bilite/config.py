@@ -10,7 +10,7 @@ from .errors import ConfigError
 
 CELLS = ("lstm", "gru")
 FORMS = ("auto", "while", "unrolled", "fused")
-QUANTIZATIONS = ("float32", "float16", "dynamic")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "all")  # all: sweep and choose
 # The runtime the device has. tflite-runtime 2.14 lacks FULLY_CONNECTED v12, which TF 2.21 emits
 # for per-channel dynamic-range dense layers; conversion for it quantizes dense layers per tensor.
 TARGETS = ("tflite-runtime-2.14", "ai-edge-litert")
@@ -57,12 +57,18 @@ class ConvertConfig:
     form: str = "auto"
     quantization: str = "dynamic"
     target: str = "tflite-runtime-2.14"
+    max_accuracy_drop: float = 0.5  # points; with quantization "all": the budget for the choice
 
     def __post_init__(self):
+        if self.quantization == "int8" and self.form == "while":
+            raise ConfigError("int8 cannot use --form while: full-int8 calibration of WHILE loops "
+                              "crashes TensorFlow's converter; use --form auto, fused or unrolled")
         if self.form not in FORMS:
             raise ConfigError(f"form must be one of {FORMS}, got {self.form!r}")
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
+        if not 0 <= self.max_accuracy_drop <= 100:
+            raise ConfigError(f"max_accuracy_drop is in accuracy points (0-100), got {self.max_accuracy_drop}")
         if self.target not in TARGETS:
             raise ConfigError(f"target must be one of {TARGETS}, got {self.target!r}")
 

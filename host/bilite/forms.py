@@ -19,7 +19,10 @@ import numpy as np
 
 from .compare import KERAS_TOLERANCE, ParityReport, compare_scores, label_scores
 from .config import ConvertConfig, ModelConfig
-from .convert import convert_checked
+from bilite_device.tflite_file import read_tflite_facts
+
+from .convert import check_graph, convert_checked
+from .convert_child import convert_in_child
 from .errors import BiliteError, ConversionError, ParityError
 from .keras_model import inference_twin
 from .target import TargetRunner
@@ -41,7 +44,10 @@ class Candidate:
 def candidate_forms(cfg: ModelConfig, convert: ConvertConfig) -> list[str]:
     if convert.form != "auto":
         return [convert.form]
-    return ["while", "unrolled", "fused"] if cfg.cell == "lstm" else ["while", "unrolled"]
+    forms = ["while", "unrolled", "fused"] if cfg.cell == "lstm" else ["while", "unrolled"]
+    if convert.quantization == "int8":
+        forms.remove("while")  # full-int8 calibration of WHILE loops segfaults the converter
+    return forms
 
 
 def model_meta(form: str, facts, quantization: str, target: str) -> dict:
@@ -64,14 +70,23 @@ def model_meta(form: str, facts, quantization: str, target: str) -> dict:
 
 def choose_form(trained, cfg: ModelConfig, convert: ConvertConfig, vocab_size: int, num_labels: int,
                 max_len: int, ids: np.ndarray, reference: np.ndarray, target: TargetRunner,
-                log=print, model_kwargs: dict | None = None) -> tuple[Candidate, list[dict]]:
-    """Convert every candidate form, then time and prove them all on the target runtime."""
+                log=print, model_kwargs: dict | None = None,
+                calibration: np.ndarray | None = None) -> tuple[Candidate, list[dict]]:
+    """Convert every candidate form, then time and prove them all on the target runtime.
+    int8 converts in a child process (the converter can crash) with ``calibration`` ids."""
     tried, converted = [], []
     for form in candidate_forms(cfg, convert):
         start = time.perf_counter()
         try:
-            twin = inference_twin(trained, cfg, vocab_size, num_labels, max_len, form, **(model_kwargs or {}))
-            blob, facts = convert_checked(twin, form, convert.quantization, convert.target, max_len)
+            if convert.quantization == "int8":
+                blob = convert_in_child(trained, cfg, vocab_size, num_labels, max_len, form,
+                                        convert.quantization, convert.target, calibration, model_kwargs)
+                facts = read_tflite_facts(blob)
+                width = tuple(ids.shape[2:])
+                check_graph(facts, form, max_len, convert.target, width=width)
+            else:
+                twin = inference_twin(trained, cfg, vocab_size, num_labels, max_len, form, **(model_kwargs or {}))
+                blob, facts = convert_checked(twin, form, convert.quantization, convert.target, max_len)
         except BiliteError as exc:
             log(f"  form {form}: unavailable: {exc}")
             tried.append({"form": form, "ok": False, "error": str(exc)})

@@ -36,7 +36,7 @@ def test_bundle_files_and_metadata(built, small_sms):
 
 
     names = sorted(p.name for p in built.bundle_dir.iterdir())
-    assert names == ["INSTALL.md", "README.md", "checksums.sha256", "confusion.svg", "golden.json",
+    assert names == ["INSTALL.md", "README.md", "card.html", "checksums.sha256", "confusion.svg", "golden.json",
                      "labels.txt", "metadata.json", "model.tflite", "vocab.txt"]
     meta = json.loads((built.bundle_dir / "metadata.json").read_text())
     assert meta["schema_version"] == "1.0" and meta["labels"] == ["ham", "spam"]
