@@ -132,7 +132,7 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     keras_test = classification_metrics(y_test, predict_scores(keras_model, x_test).argmax(1), labels)
     log(f"keras test accuracy {keras_test['accuracy']:.4f}, macro F1 {keras_test['macro_f1']:.4f}")
 
-    target = TargetRunner(find_device_python(device_python))
+    target = TargetRunner(find_device_python(device_python, config.convert.target))
     calibration = x_train[:CALIBRATION_INPUTS]
     sweep = None
     if cfg_conv.quantization == "all":

@@ -99,7 +99,7 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
     keras_test = token_metrics(y_test, predict_scores(keras_model, x_test), labels)
     log(f"keras test token accuracy {keras_test['accuracy']:.4f}")
 
-    target = TargetRunner(find_device_python(device_python))
+    target = TargetRunner(find_device_python(device_python, config.convert.target))
     chosen, model_meta = select_form(keras_model, config, len(vocab), len(labels), x_val, target, log,
                                      calibration=x_train[:CALIBRATION_INPUTS], **model_kwargs)
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)

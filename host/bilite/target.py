@@ -5,9 +5,10 @@ OS bookworm), and they differ in speed per form and in which op versions they lo
 device-only Python is available, form timing, parity and the final smoke test run there, in a
 child process: ``python -m bilite_device.timing`` and ``python -m bilite_device.cli smoke``.
 
-Where it comes from: ``--device-python``, else ``$BILITE_DEVICE_PYTHON``, else
-``.venv/device/bin/python`` of the checkout (made by ``scripts/setup-envs``). Without one, the
-host runtime is used and the metadata says so.
+Where it comes from: ``--device-python``, else ``$BILITE_DEVICE_PYTHON`` (target
+tflite-runtime-2.14) or ``$BILITE_DEVICE_LITERT_PYTHON`` (target ai-edge-litert), else the
+checkout's ``.venv/device`` or ``.venv/device-litert`` (made by ``scripts/setup-envs``). Without
+one, the host runtime is used and the metadata says so.
 """
 
 from __future__ import annotations
@@ -28,17 +29,22 @@ from bilite_device.timing import time_model
 
 from .errors import ConfigError
 
-_CHECKOUT_DEVICE_PYTHON = Path(__file__).resolve().parents[2] / ".venv" / "device" / "bin" / "python"
+_VENVS = Path(__file__).resolve().parents[2] / ".venv"
+# The checkout's device environment for each --target (made by scripts/setup-envs).
+_CHECKOUT_DEVICE_PYTHON = {"tflite-runtime-2.14": _VENVS / "device" / "bin" / "python",
+                           "ai-edge-litert": _VENVS / "device-litert" / "bin" / "python"}
 
 
-def find_device_python(explicit: str | None = None) -> str | None:
-    candidate = explicit or os.environ.get("BILITE_DEVICE_PYTHON")
+def find_device_python(explicit: str | None = None, target: str = "tflite-runtime-2.14") -> str | None:
+    env_name = "BILITE_DEVICE_PYTHON" if target == "tflite-runtime-2.14" else "BILITE_DEVICE_LITERT_PYTHON"
+    candidate = explicit or os.environ.get(env_name)
     if candidate:
         if not Path(candidate).is_file():
             raise ConfigError(f"device Python {candidate!r} does not exist; pass the python of an "
                               "environment with bilite-device and the target runtime installed")
         return candidate
-    return str(_CHECKOUT_DEVICE_PYTHON) if _CHECKOUT_DEVICE_PYTHON.is_file() else None
+    default = _CHECKOUT_DEVICE_PYTHON[target]
+    return str(default) if default.is_file() else None
 
 
 @dataclass

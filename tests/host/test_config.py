@@ -28,4 +28,5 @@ def test_config_is_frozen():
     cfg = BuildConfig()
     with pytest.raises(Exception):
         cfg.golden_count = 30
-    assert cfg.to_json()["convert"] == {"form": "auto", "quantization": "dynamic", "target": "tflite-runtime-2.14"}
+    assert cfg.to_json()["convert"] == {"form": "auto", "quantization": "dynamic", "target": "tflite-runtime-2.14",
+                                        "max_accuracy_drop": 0.5}
