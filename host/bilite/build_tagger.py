@@ -25,7 +25,6 @@ from bilite_device.tokenizer import Tokenizer, build_vocab, normalize_token
 from .build import CALIBRATION_INPUTS, BuildResult, library_versions, select_form, write_verified
 from .card import render_bundle_docs
 from .config import BuildConfig
-from .errors import ConfigError
 from .conllu import TaggedCorpus
 from .golden import make_golden
 from .metrics import classification_metrics
@@ -70,8 +69,6 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
                  out_dir, name: str | None = None, device_python: str | None = None,
                  log=print) -> BuildResult:
     t0 = time.perf_counter()
-    if config.convert.quantization == "all":
-        raise ConfigError("--quantize all is for classifiers so far; pick one mode for a tagger")
     config = tagger_config(config)
     cfg_tok, cfg_model, cfg_train = config.tokenizer, config.model, config.train
     labels = train.tag_names()
@@ -100,8 +97,23 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
     log(f"keras test token accuracy {keras_test['accuracy']:.4f}")
 
     target = TargetRunner(find_device_python(device_python, config.convert.target))
-    chosen, model_meta = select_form(keras_model, config, len(vocab), len(labels), x_val, target, log,
-                                     calibration=x_train[:CALIBRATION_INPUTS], **model_kwargs)
+    calibration = x_train[:CALIBRATION_INPUTS]
+    sweep = None
+    if config.convert.quantization == "all":
+        from .sweep import run_sweep
+
+        mode, rows, (chosen, model_meta, _) = run_sweep(
+            keras_model, config,
+            lambda cfg: select_form(keras_model, cfg, len(vocab), len(labels), x_val, target, log,
+                                    calibration=calibration, **model_kwargs),
+            x_test, y_test, predict_scores(keras_model, x_test), labels, log, metrics_fn=token_metrics)
+        sweep = {"chosen": mode, "max_accuracy_drop_points": config.convert.max_accuracy_drop, "rows": rows,
+                 "rule": "smallest mode whose TFLite test token accuracy is within the budget of float32's"}
+        quantization = mode
+    else:
+        chosen, model_meta = select_form(keras_model, config, len(vocab), len(labels), x_val, target, log,
+                                         calibration=calibration, **model_kwargs)
+        quantization = config.convert.quantization
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)
     tflite_test = np.stack([tflite.run(row) for row in x_test])
     metrics = token_metrics(y_test, tflite_test, labels)
@@ -114,7 +126,7 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
     golden = make_golden([{"words": w} for w in golden_words],
                          np.stack([tokenizer.encode_words(w) for w in golden_words]),
                          chosen.model_bytes, model_meta, labels,
-                         lambda ids: predict_scores(keras_model, ids), config.convert.quantization,
+                         lambda ids: predict_scores(keras_model, ids), quantization,
                          sigmoid=False, fresh_scores=target.fresh_scores)
     golden["computed_on"] = model_meta["selection"]["runtime"]
 
@@ -130,6 +142,7 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
                       "features_file": FEATURES_FILE},
         "model": model_meta,
         "metrics": metrics,
+        "quantization_sweep": sweep,
         "golden": {"file": GOLDEN_FILE, "count": len(golden["vectors"]),
                    **{k: v for k, v in golden.items() if k != "vectors"}},
         "training": {"dataset": train.source, "validation_set": val.source, "test_set": test.source,

@@ -30,9 +30,14 @@ def mode_config(config, mode: str):
 
 
 def evaluate(blob: bytes, meta: dict, x_test, y_test, keras_test: np.ndarray, labels: list[str],
-             sigmoid: bool) -> dict:
+             sigmoid: bool, metrics_fn=None) -> dict:
+    """``metrics_fn(y, scores, labels)``: per-token metrics for taggers; default per text."""
     scores = tflite_scores(TfliteModel(blob, meta), x_test, sigmoid)
-    metrics = classification_metrics(y_test, scores.argmax(-1), labels)
+    if metrics_fn is None:
+        metrics = classification_metrics(y_test, scores.argmax(-1), labels)
+    else:
+        scores = scores.reshape(keras_test.shape)
+        metrics = metrics_fn(y_test, scores, labels)
     return {
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
@@ -55,10 +60,10 @@ def pick(rows: list[dict], max_accuracy_drop: float) -> dict:
     return min(within, key=lambda r: (r["size_bytes"], MODES.index(r["mode"])))
 
 
-def run_sweep(keras_model, config, select, x_test, y_test, keras_test, labels, log):
+def run_sweep(keras_model, config, select, x_test, y_test, keras_test, labels, log, metrics_fn=None):
     """``select(config) -> (candidate, model_meta)`` converts one mode (see build.select_form)."""
     rows, chosen = [], {}
-    sigmoid = len(labels) == 2
+    sigmoid = len(labels) == 2 and metrics_fn is None
     for mode in MODES:
         log(f"quantization {mode}:")
         try:
@@ -67,7 +72,8 @@ def run_sweep(keras_model, config, select, x_test, y_test, keras_test, labels, l
             log(f"  {mode}: unavailable: {exc}")
             rows.append({"mode": mode, "available": False, "reason": str(exc)})
             continue
-        result = evaluate(candidate.model_bytes, meta, x_test, y_test, keras_test, labels, sigmoid)
+        result = evaluate(candidate.model_bytes, meta, x_test, y_test, keras_test, labels, sigmoid,
+                          metrics_fn)
         rows.append({"mode": mode, "available": True, "form": candidate.form,
                      "size_bytes": len(candidate.model_bytes),
                      "latency_us": round(candidate.latency_us, 1),

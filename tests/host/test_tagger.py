@@ -85,3 +85,17 @@ def test_tagger_smoke_on_the_device(tiny):
     words = json.loads(proc.stdout)["words"]
     assert [w["word"] for w in words] == ["The", "café", "'s", "owner", "did", "n't", "close", "."]
     assert words[1]["start"] == 5 and words[2]["start"] == 9
+
+
+def test_tagger_quantization_sweep(ewt, tmp_path):
+    config = BuildConfig(tokenizer=TokenizerConfig(max_len=12, min_count=2),
+                         model=ModelConfig(units=4, embed_dim=4), train=TrainConfig(epochs=1, seed=3),
+                         convert=ConvertConfig(form="unrolled", quantization="all", max_accuracy_drop=100))
+    result = build_tagger(ewt["train"].head(200), ewt["dev"].head(50), ewt["test"].head(50), config,
+                          tmp_path / "swept-tagger", log=lambda s: None)
+    rows = result.metadata["quantization_sweep"]["rows"]
+    assert [r["mode"] for r in rows] == ["float32", "float16", "dynamic", "int8"]
+    assert all(r["available"] for r in rows), rows
+    assert result.metadata["model"]["quantization"] == result.metadata["quantization_sweep"]["chosen"]
+    assert "## Quantization modes" in (result.bundle_dir / "README.md").read_text()
+    assert load_bundle(result.archive).tag("The dog barked.")[1].word == "dog"
