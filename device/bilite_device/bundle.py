@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -20,8 +20,10 @@ from .model import TfliteModel
 from .runtime import Runtime
 from .schema import (FEATURES_FILE, GOLDEN_FILE, LABELS_FILE, METADATA_FILE, MODEL_FILE, VOCAB_FILE,
                      Metadata, parse_metadata)
-from .tagging import TaggedWord, tag_text, tag_words
 from .tokenizer import Tokenizer, TokenizerConfig
+
+if TYPE_CHECKING:
+    from .tagging import TaggedWord
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,15 @@ class Bundle:
     def tag(self, text) -> list[TaggedWord]:
         """One entry per word of ``text``: word, start/end offsets, tag, score (any length)."""
         self._require("tagging", "tag()")
+        from .tagging import tag_text
+
         return tag_text(self, text)
 
     def tag_tokens(self, words: list[str]) -> list[TaggedWord]:
         """Tags for pre-tokenized words (one entry per given word)."""
         self._require("tagging", "tag_tokens()")
+        from .tagging import tag_words
+
         return tag_words(self, list(words))
 
     def predict(self, text) -> Prediction:

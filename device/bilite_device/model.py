@@ -76,6 +76,10 @@ class TfliteModel:
         scale, zero_point = self._out.get("quantization", (0.0, 0))
         self._dequant = (float(scale), int(zero_point)) if scale else None
         self._lock = threading.Lock()
+        # Plain tuples and ints: the hot path does no numpy shape conversions.
+        self._in_index, self._out_index = int(self._in["index"]), int(self._out["index"])
+        self._in_shape = tuple(int(d) for d in self._in["shape"])
+        self._out_shape = tuple(int(d) for d in self._out["shape"][1:])
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -92,11 +96,12 @@ class TfliteModel:
         with self._lock:
             if self.reset_variables:
                 interp.reset_all_variables()
-            interp.set_tensor(self._in["index"], ids.reshape(self._in["shape"]))
+            interp.set_tensor(self._in_index, ids.reshape(self._in_shape))
             interp.invoke()
-            out = interp.get_tensor(self._out["index"]).reshape(self._out["shape"][1:])
+            out = interp.get_tensor(self._out_index).reshape(self._out_shape)
         if self._dequant is not None:
             scale, zero_point = self._dequant
             return (out.astype(np.float32) - zero_point) * scale
-        return out.astype(np.float32, copy=True)
+        # get_tensor already returns a copy; float32 outputs need no conversion.
+        return out if out.dtype == np.float32 else out.astype(np.float32)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from importlib import metadata as _dist
 
 from .errors import IncompatibleRuntimeError, RuntimeMissingError
 
@@ -66,10 +65,14 @@ def find_runtime() -> Runtime:
         except Exception as exc:  # ImportError, or numpy-2 ABI errors from tflite-runtime 2.14
             failures.append(f"{module}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
-        try:
-            version = _dist.version(dist)
-        except _dist.PackageNotFoundError:
-            version = "unknown"
+        # The module's own __version__ avoids importing importlib.metadata (~40 ms of cold start).
+        version = getattr(importlib.import_module(module.rsplit(".", 1)[0]), "__version__", None)
+        if not version:
+            
+            try:
+                version = _dist.version(dist)
+            except _dist.PackageNotFoundError:
+                version = "unknown"
         _found = Runtime(dist, version, mod.Interpreter)
         return _found
     raise RuntimeMissingError(

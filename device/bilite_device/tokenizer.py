@@ -42,12 +42,31 @@ def char_class(ranges) -> str:
     )
 
 
+def _token_pattern(word_ranges, gap_ranges) -> str:
+    word, gap = char_class(word_ranges), char_class(gap_ranges)
+    return f"[{word}]+(?:'[{word}]+)*|[^{word}{gap}\\s]"
+
+
+def _clip_ascii(ranges):
+    return tuple((a, min(b, 127)) for a, b in ranges if a <= 127)
+
+
 # Letters, numbers and marks make words; separators and controls/format characters separate
-# tokens (see _unicode_classes.py for why the ranges are frozen rather than computed).
-_WORD = char_class(WORD_RANGES)
-_GAP = char_class(GAP_RANGES)
+# tokens (see _unicode_classes.py for why the ranges are frozen rather than computed). Most text
+# is ASCII: for it, the same ranges clipped to ASCII give the same tokens from a regex that scans
+# ~10x faster, and the full regex (781 ranges, ~35 ms to compile) is built only when first needed.
+_ASCII_TOKEN_RE = re.compile(_token_pattern(_clip_ascii(WORD_RANGES), _clip_ascii(GAP_RANGES)))
+_FULL_TOKEN_RE: re.Pattern | None = None
 _DIGIT_RE = re.compile(r"\d")  # Unicode decimal digits, after NFKC
-_TOKEN_RE = re.compile(f"[{_WORD}]+(?:'[{_WORD}]+)*|[^{_WORD}{_GAP}\\s]")
+
+
+def token_regex(text: str) -> re.Pattern:
+    global _FULL_TOKEN_RE
+    if text.isascii():
+        return _ASCII_TOKEN_RE
+    if _FULL_TOKEN_RE is None:
+        _FULL_TOKEN_RE = re.compile(_token_pattern(WORD_RANGES, GAP_RANGES))
+    return _FULL_TOKEN_RE
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,7 @@ def as_text(text) -> str:
 
 
 def normalize_token(token: str, config: TokenizerConfig) -> str:
-    if config.normalization != "none":
+    if config.normalization != "none" and not token.isascii():  # ASCII is already NFKC
         token = unicodedata.normalize(config.normalization, token)
     if config.lowercase:
         token = token.lower()
@@ -147,7 +166,8 @@ _CLITIC_RE = re.compile(r"(?i)(n't|'s|'re|'ve|'ll|'d|'m)$")
 
 def iter_spans(text, config: TokenizerConfig) -> Iterator[tuple[str, int, int]]:
     """Yield (surface, start, end): each token's original characters and offsets."""
-    for match in _TOKEN_RE.finditer(as_text(text)):
+    text = as_text(text)
+    for match in token_regex(text).finditer(text):
         surface, start, end = match.group(), match.start(), match.end()
         if config.clitics == "english" and "'" in surface:
             clitic = _CLITIC_RE.search(surface)
@@ -188,6 +208,10 @@ def build_vocab(texts: Iterable[str], config: TokenizerConfig, pretokenized: boo
     return [PAD, UNK] + [t for t, _ in kept[: config.max_vocab - 2]]
 
 
+_MISSING = object()
+_CACHE_SIZE = 50_000  # surface forms; cleared when full, so memory stays bounded
+
+
 class Tokenizer:
     """Rules plus vocabularies: ``encode(text)`` gives the int32 ids the model was trained on.
 
@@ -211,6 +235,7 @@ class Tokenizer:
             check_vocab(self.feature_vocabs[name])
         self.table = (FeatureTable(config.features, self.index, self.feature_vocabs)
                       if len(config.features) > 1 else None)
+        self._cache: dict[str, object] = {}
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -231,13 +256,24 @@ class Tokenizer:
             return self.index.get(token, 1)
         return self.table.row(surface, token)
 
+    def _surface_row(self, surface: str):
+        """Row of a surface form, or None if it normalizes to nothing; memoized (bounded),
+        because the same words recur and normalizing them is most of the tokenizer's time."""
+        row = self._cache.get(surface, _MISSING)
+        if row is _MISSING:
+            token = normalize_token(surface, self.config)
+            row = self._row(surface, token) if token else None
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[surface] = row
+        return row
+
     def rows(self, text) -> Iterator:
         """One feature row per token of ``text``, untruncated."""
-        cfg = self.config
-        for surface, _, _ in iter_spans(text, cfg):
-            token = normalize_token(surface, cfg)
-            if token:
-                yield self._row(surface, token)
+        for surface, _, _ in iter_spans(text, self.config):
+            row = self._surface_row(surface)
+            if row is not None:
+                yield row
 
     def word_rows(self, words: Iterable[str]) -> list:
         """One row per given word, none dropped: a word that normalizes to nothing is unknown."""

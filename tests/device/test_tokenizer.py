@@ -139,3 +139,20 @@ def test_any_unicode_encodes_inside_the_vocabulary(text):
     assert ids.min() >= 0 and ids.max() < len(VOCAB)
     for token in split(text, tok.config):
         assert token and not any(ch.isspace() for ch in token)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_ascii_fast_path_splits_exactly_like_the_full_regex(text):
+    import re
+
+    from bilite_device.tokenizer import WORD_RANGES, GAP_RANGES, _token_pattern, token_regex
+
+    full = re.compile(_token_pattern(WORD_RANGES, GAP_RANGES))
+    assert [m.span() for m in token_regex(text).finditer(text)] == [m.span() for m in full.finditer(text)]
+
+
+def test_memoized_rows_give_the_same_ids(tok):
+    first = tok.encode("Free prize! free PRIZE, café").tolist()
+    assert tok.encode("Free prize! free PRIZE, café").tolist() == first
+    assert tok.encode("free prize").tolist()[:2] == [2, 3]
