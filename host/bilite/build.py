@@ -100,6 +100,27 @@ def write_verified(out_dir, files: dict[str, bytes], target: TargetRunner, log) 
     return write_bundle(out_dir, files, verify=verify)
 
 
+def bundle_files(model_bytes: bytes, vocab: list[str], labels: list[str], meta: dict, golden: dict,
+                 example_text: str, extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Every file of a bundle but the checksum list (bundle_writer adds it)."""
+    return {
+        MODEL_FILE: model_bytes,
+        VOCAB_FILE: ("\n".join(vocab) + "\n").encode("utf-8"),
+        LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8"),
+        METADATA_FILE: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+        GOLDEN_FILE: (json.dumps(golden, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
+        **(extra or {}),
+        **render_bundle_docs(meta, example_text=example_text),
+    }
+
+
+def finish(out_dir, files: dict[str, bytes], meta: dict, target: TargetRunner, t0: float, log) -> BuildResult:
+    bundle_dir, archive = write_verified(out_dir, files, target, log)
+    log(f"bundle: {bundle_dir} and {archive} ({archive.stat().st_size / 1024:.0f} KiB) "
+        f"in {time.perf_counter() - t0:.0f} s")
+    return BuildResult(bundle_dir, archive, meta)
+
+
 def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = None,
           device_python: str | None = None, test_set: Dataset | None = None, log=print) -> BuildResult:
     t0 = time.perf_counter()
@@ -193,16 +214,6 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
                      "epochs_run": len(history.get("loss", [])), "history": history},
         "library_versions": library_versions(),
     }
-    files = {
-        MODEL_FILE: chosen.model_bytes,
-        VOCAB_FILE: ("\n".join(tokenizer.vocab) + "\n").encode("utf-8"),
-        LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8"),
-        METADATA_FILE: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-        GOLDEN_FILE: (json.dumps(golden, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
-        **render_bundle_docs(meta, example_text=golden_texts[-1][:80].replace('"', "'")),
-    }
-
-    bundle_dir, archive = write_verified(out_dir, files, target, log)
-    log(f"bundle: {bundle_dir} and {archive} ({archive.stat().st_size / 1024:.0f} KiB) "
-        f"in {time.perf_counter() - t0:.0f} s")
-    return BuildResult(bundle_dir, archive, meta)
+    files = bundle_files(chosen.model_bytes, tokenizer.vocab, labels, meta, golden,
+                         example_text=golden_texts[-1][:80].replace('"', "'"))
+    return finish(out_dir, files, meta, target, t0, log)

@@ -18,12 +18,10 @@ import numpy as np
 
 from bilite_device.features import SUFFIX_FEATURES, build_feature_vocabs
 from bilite_device.model import TfliteModel
-from bilite_device.schema import (FEATURES_FILE, GOLDEN_FILE, LABELS_FILE, METADATA_FILE, MODEL_FILE,
-                                  SCHEMA_VERSION, VOCAB_FILE)
+from bilite_device.schema import FEATURES_FILE, GOLDEN_FILE, SCHEMA_VERSION, VOCAB_FILE
 from bilite_device.tokenizer import Tokenizer, build_vocab, normalize_token
 
-from .build import CALIBRATION_INPUTS, BuildResult, library_versions, select_form, write_verified
-from .card import render_bundle_docs
+from .build import CALIBRATION_INPUTS, BuildResult, bundle_files, finish, library_versions, select_form
 from .config import BuildConfig
 from .conllu import TaggedCorpus
 from .golden import make_golden
@@ -151,17 +149,8 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
                      "epochs_run": len(history.get("loss", [])), "history": history},
         "library_versions": library_versions(),
     }
-    files = {
-        MODEL_FILE: chosen.model_bytes,
-        VOCAB_FILE: ("\n".join(vocab) + "\n").encode("utf-8"),
-        FEATURES_FILE: (json.dumps({k: feature_vocabs[k] for k in SUFFIX_FEATURES if k in feature_vocabs},
-                                   ensure_ascii=False) + "\n").encode("utf-8"),
-        LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8"),
-        METADATA_FILE: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-        GOLDEN_FILE: (json.dumps(golden, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
-        **render_bundle_docs(meta, example_text="The quick brown fox didn't jump over 2 lazy dogs."),
-    }
-    bundle_dir, archive = write_verified(out_dir, files, target, log)
-    log(f"bundle: {bundle_dir} and {archive} ({archive.stat().st_size / 1024:.0f} KiB) "
-        f"in {time.perf_counter() - t0:.0f} s")
-    return BuildResult(bundle_dir, archive, meta)
+    features = {k: feature_vocabs[k] for k in SUFFIX_FEATURES if k in feature_vocabs}
+    files = bundle_files(chosen.model_bytes, vocab, labels, meta, golden,
+                         example_text="The quick brown fox didn't jump over 2 lazy dogs.",
+                         extra={FEATURES_FILE: (json.dumps(features, ensure_ascii=False) + "\n").encode("utf-8")})
+    return finish(out_dir, files, meta, target, t0, log)
