@@ -81,13 +81,27 @@ def select_form(keras_model, config: BuildConfig, vocab_size: int, num_labels: i
         "rule": "fastest form that matches Keras; within 3 % of the fastest, the smallest file"}}
 
 
-def write_verified(out_dir, files: dict[str, bytes], target: TargetRunner, log) -> tuple[Path, Path]:
-    """Write the bundle once it loads and passes its smoke test here and on the device runtime."""
+def other_runtimes(target_name: str) -> list[TargetRunner]:
+    """Device environments that must also run a bundle built for ``target_name``: one built for
+    tflite-runtime 2.14 must load on ai-edge-litert too (its successor); the reverse need not hold
+    (ai-edge-litert takes op versions 2.14 lacks)."""
+    if target_name != "tflite-runtime-2.14":
+        return []
+    python = find_device_python(None, "ai-edge-litert")
+    return [TargetRunner(python)] if python else []
+
+
+def write_verified(out_dir, files: dict[str, bytes], target: TargetRunner, log,
+                   also: list[TargetRunner] = ()) -> tuple[Path, Path]:
+    """Write the bundle once it loads and passes its smoke test here, on the device runtime, and
+    on each runtime in ``also``."""
 
     def verify(staged: Path) -> None:
         require_ok(run_smoke(load_bundle(staged), latency_runs=20))
-        report = target.smoke(staged)
-        if report is not None:
+        for runner in [target, *also]:
+            report = runner.smoke(staged)
+            if report is None:
+                continue
             if not report.get("ok"):
                 raise SmokeTestError(
                     f"the bundle fails `bilite-device smoke` on {report.get('runtime')}: "
@@ -115,7 +129,8 @@ def bundle_files(model_bytes: bytes, vocab: list[str], labels: list[str], meta: 
 
 
 def finish(out_dir, files: dict[str, bytes], meta: dict, target: TargetRunner, t0: float, log) -> BuildResult:
-    bundle_dir, archive = write_verified(out_dir, files, target, log)
+    bundle_dir, archive = write_verified(out_dir, files, target, log,
+                                         also=other_runtimes(meta["model"]["target"]))
     log(f"bundle: {bundle_dir} and {archive} ({archive.stat().st_size / 1024:.0f} KiB) "
         f"in {time.perf_counter() - t0:.0f} s")
     return BuildResult(bundle_dir, archive, meta)

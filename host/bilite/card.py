@@ -33,6 +33,7 @@ def render_bundle_docs(meta: dict, example_text: str) -> dict[str, bytes]:
                             confusions=top_confusions(confusion["labels"], confusion["matrix"]),
                             example_text=example_text).encode("utf-8"),
         "INSTALL.md": render("device_install.md.j2", meta=meta, example_text=example_text).encode("utf-8"),
+        "bilite-smoke.service": render("bilite-smoke.service.j2", meta=meta).encode("utf-8"),
     }
     if picture:
         docs["confusion.svg"] = confusion_svg(confusion["labels"], confusion["matrix"]).encode("utf-8")

@@ -25,10 +25,21 @@ TINY = BuildConfig(
 )
 
 
+LOG: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, small_sms):
     out = tmp_path_factory.mktemp("e2e") / "tiny-spam"
-    return build(small_sms, TINY, out, log=lambda s: None)
+    return build(small_sms, TINY, out, log=LOG.append)
+
+
+def test_build_smoke_tests_on_both_device_runtimes(built):
+    if not (os.environ.get("BILITE_DEVICE_PYTHON") and os.environ.get("BILITE_DEVICE_LITERT_PYTHON")):
+        pytest.skip("device environments not set: run through scripts/test")
+    smokes = [line for line in LOG if line.startswith("smoke on ")]
+    assert any("tflite-runtime 2.14.0" in line for line in smokes), LOG[-5:]
+    assert any("ai-edge-litert" in line for line in smokes), LOG[-5:]
 
 
 def test_bundle_files_and_metadata(built, small_sms):
@@ -36,8 +47,10 @@ def test_bundle_files_and_metadata(built, small_sms):
 
 
     names = sorted(p.name for p in built.bundle_dir.iterdir())
-    assert names == ["INSTALL.md", "README.md", "card.html", "checksums.sha256", "confusion.svg", "golden.json",
-                     "labels.txt", "metadata.json", "model.tflite", "vocab.txt"]
+    assert names == ["INSTALL.md", "README.md", "bilite-smoke.service", "card.html", "checksums.sha256",
+                     "confusion.svg", "golden.json", "labels.txt", "metadata.json", "model.tflite", "vocab.txt"]
+    unit = (built.bundle_dir / "bilite-smoke.service").read_text()
+    assert "ExecStart=/opt/bilite/venv/bin/bilite-device smoke /opt/bilite/models/current" in unit
     meta = json.loads((built.bundle_dir / "metadata.json").read_text())
     assert meta["schema_version"] == "1.0" and meta["labels"] == ["ham", "spam"]
     assert meta["metrics"]["evaluated_on"] == "tflite" and meta["metrics"]["n"] == len(stratified_split(small_sms, 5)[2])
