@@ -47,6 +47,43 @@ def evaluate(blob: bytes, meta: dict, x_test, y_test, keras_test: np.ndarray, la
     }
 
 
+# What a compressed mode should reach against float32 (issue targets for the SMS model).
+SIZE_RATIO_TARGET = 0.30
+
+
+def forms_tried(meta: dict) -> list[dict]:
+    out = []
+    for c in meta.get("selection", {}).get("candidates", []):
+        entry = {"form": c["form"], "ok": c["ok"]}
+        if "latency_us" in c:
+            entry.update(latency_us=c["latency_us"], size_bytes=c["size_bytes"],
+                         max_abs_diff_vs_keras=c["parity"]["max_abs_diff"])
+        else:
+            entry["error"] = c.get("error", "")[:200]
+        out.append(entry)
+    return out
+
+
+def explain(row: dict, max_accuracy_drop: float) -> str:
+    """A measured sentence on why a compressed mode misses the size or accuracy target."""
+    if not row["available"]:
+        return f"unavailable: {row['reason'][:300]}"
+    if row["mode"] in ("float32", "float16"):
+        return ""
+    misses = []
+    if row.get("size_ratio", 0) > SIZE_RATIO_TARGET:
+        misses.append(f"{row['size_ratio']:.2f}x the float32 size (target {SIZE_RATIO_TARGET}x)")
+    if row.get("accuracy_drop_points", 0) > max_accuracy_drop:
+        misses.append(f"{row['accuracy_drop_points']:.2f} accuracy points below float32 (budget {max_accuracy_drop})")
+    if not misses:
+        return ""
+    tried = "; ".join(
+        f"{t['form']}: {t['size_bytes'] / 1024:.0f} KiB, {t['latency_us']:.0f} us/invoke, max |diff| vs Keras "
+        f"{t['max_abs_diff_vs_keras']:.3g}{'' if t['ok'] else ' (failed parity)'}" if "latency_us" in t
+        else f"{t['form']}: {t['error']}" for t in row.get("forms_tried", []))
+    return f"misses: {', '.join(misses)}. Forms measured: {tried}."
+
+
 def pick(rows: list[dict], max_accuracy_drop: float) -> dict:
     """The smallest available mode whose accuracy is within ``max_accuracy_drop`` points of
     float32's (float32 itself always qualifies)."""
@@ -78,6 +115,7 @@ def run_sweep(keras_model, config, select, x_test, y_test, keras_test, labels, l
                      "size_bytes": len(candidate.model_bytes),
                      "latency_us": round(candidate.latency_us, 1),
                      "ops": [f"{o['name']} v{o['version']}" for o in meta["ops"]],
+                     "forms_tried": forms_tried(meta),
                      **{k: v for k, v in result.items() if k != "metrics"}})
         chosen[mode] = (candidate, meta, result["metrics"])
     reference = next((r for r in rows if r["mode"] == "float32" and r["available"]), None)
@@ -85,6 +123,8 @@ def run_sweep(keras_model, config, select, x_test, y_test, keras_test, labels, l
         if row["available"] and reference:
             row["size_ratio"] = row["size_bytes"] / reference["size_bytes"]
             row["accuracy_drop_points"] = 100.0 * (reference["accuracy"] - row["accuracy"])
+    for row in rows:
+        row["note"] = explain(row, config.convert.max_accuracy_drop)
     best = pick(rows, config.convert.max_accuracy_drop)
     log("mode      form      size (KiB)  ratio  accuracy  drop (pt)  agree  µs/invoke")
     for r in rows:

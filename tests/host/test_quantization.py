@@ -102,3 +102,18 @@ def test_quantize_all_writes_the_table_and_the_html_card(tmp_path, small_sms):
     assert "<svg" in html and "size (KiB)" in html and html.count("<tr") >= 5
     assert "## Quantization modes" in (result.bundle_dir / "README.md").read_text()
     assert load_bundle(result.archive).predict("free prize").label in ("ham", "spam")
+
+
+def test_explain_names_the_measured_reason():
+    from bilite.sweep import explain
+
+    row = {"mode": "int8", "available": True, "size_ratio": 0.98, "accuracy_drop_points": 0.18,
+           "forms_tried": [{"form": "unrolled", "ok": True, "latency_us": 51739.0, "size_bytes": 1188454,
+                            "max_abs_diff_vs_keras": 0.033},
+                           {"form": "fused", "ok": False, "latency_us": 8528.0, "size_bytes": 308224,
+                            "max_abs_diff_vs_keras": 0.27}]}
+    note = explain(row, 0.5)
+    assert note.startswith("misses: 0.98x the float32 size (target 0.3x).")
+    assert "fused: 301 KiB, 8528 us/invoke, max |diff| vs Keras 0.27 (failed parity)" in note
+    assert explain({**row, "size_ratio": 0.25}, 0.5) == ""
+    assert explain({"mode": "float16", "available": True, "size_ratio": 0.5}, 0.5) == ""
