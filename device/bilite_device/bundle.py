@@ -40,8 +40,17 @@ class ClassifierOptions:
     deny: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
+                                       or self.top_k < 1):
             raise InputError(f"top_k must be a positive integer or None, got {self.top_k!r}")
+        if self.score_threshold is not None and (
+                isinstance(self.score_threshold, bool) or not isinstance(self.score_threshold, (int, float))
+                or not 0 <= self.score_threshold <= 1):
+            raise InputError(f"score_threshold must be a number from 0 to 1, got {self.score_threshold!r}")
+        for name in ("allow", "deny"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(x, str) for x in value):
+                raise InputError(f"{name} must be a list of label names, got {value!r}")
         if self.allow and self.deny:
             raise InputError("give an allow-list or a deny-list of labels, not both")
         object.__setattr__(self, "allow", tuple(self.allow))
@@ -162,6 +171,10 @@ class Bundle:
     def tag_tokens(self, words: list[str]) -> list[TaggedWord]:
         """Tags for pre-tokenized words (one entry per given word)."""
         self._require("tagging", "tag_tokens()")
+        if isinstance(words, (str, bytes)) or not isinstance(words, (list, tuple)) or \
+                not all(isinstance(w, str) and w.strip() and not any(c.isspace() for c in w) for w in words):
+            raise InputError("tag_tokens() takes a list of words: non-empty strings without spaces "
+                             "(use tag(text) for raw text)")
         from .tagging import tag_words
 
         return tag_words(self, list(words))
@@ -180,6 +193,8 @@ class Bundle:
         """Categories for ``text``, best first, filtered by ``options``."""
         self._require("classification", "classify()")
         options = options or ClassifierOptions()
+        if not isinstance(options, ClassifierOptions):
+            raise InputError(f"options must be a ClassifierOptions, got {type(options).__name__}")
         options.check_labels(self.labels)
         scores = self.scores_for_ids(self.tokenizer.encode(text))
         order = np.argsort(-scores, kind="stable")
@@ -201,8 +216,19 @@ class Bundle:
         return [self.predict(text) for text in texts]
 
 
+MAX_THREADS = 64
+
+
 def load_bundle(path, num_threads: int = 1, runtime: Runtime | None = None) -> Bundle:
     """Load and verify a bundle directory or ``.tar.gz``."""
-    if not isinstance(num_threads, int) or num_threads < 1:
-        raise BundleError(f"num_threads must be a positive integer, got {num_threads!r}")
-    return Bundle(read_bundle_files(path), str(Path(path)), num_threads, runtime)
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
+        raise BundleError(f"num_threads must be an integer from 1 to {MAX_THREADS}, got {num_threads!r}")
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise BundleError(f"expected the path of a bundle directory or .tar.gz, got {path!r}")
+    files = read_bundle_files(path)
+    try:
+        return Bundle(files, str(Path(path)), num_threads, runtime)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # metadata that parses but has a field of the wrong type: a damaged bundle, not a crash
+        raise SchemaError(f"metadata.json, golden.json or features.json of {path} has a field of the "
+                          f"wrong type or shape ({type(exc).__name__}: {exc}); rebuild the bundle.") from None

@@ -19,11 +19,30 @@ from .smoke import require_ok, run_smoke
 from .tflite_file import read_tflite_facts
 
 
-def _threads(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--threads must be at least 1, got {n}")
-    return n
+def _positive(name: str, most: int | None = None):
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {value!r}") from None
+        if n < 1 or (most is not None and n > most):
+            raise argparse.ArgumentTypeError(f"{name} must be from 1 to {most}" if most else
+                                             f"{name} must be at least 1, got {n}")
+        return n
+    return parse
+
+
+_threads = _positive("--threads", 64)
+
+
+def _threshold(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        x = float("nan")
+    if not 0 <= x <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"--score-threshold must be a number from 0 to 1, got {value!r}")
+    return x
 
 
 def cmd_smoke(args) -> int:
@@ -45,7 +64,13 @@ def cmd_smoke(args) -> int:
 
 def _texts(args):
     if args.texts and args.texts != ["-"]:
-        yield from args.texts
+        for text in args.texts:
+            try:
+                text.encode("utf-8")  # argv bytes that are not UTF-8 arrive as lone surrogates
+            except UnicodeEncodeError:
+                raise InputError(f"argument {text.encode('utf-8', 'replace')[:40]!r} is not valid UTF-8; "
+                                 "pass UTF-8 text") from None
+            yield text
         return
     # Read bytes: a line that is not UTF-8 is a clear error naming the line, not a traceback.
     for number, raw in enumerate(sys.stdin.buffer, 1):
@@ -57,7 +82,12 @@ def _texts(args):
 
 
 def _labels(value: str | None) -> tuple[str, ...]:
-    return tuple(x.strip() for x in value.split(",") if x.strip()) if value else ()
+    if value is None:
+        return ()
+    labels = tuple(x.strip() for x in value.split(",") if x.strip())
+    if not labels:
+        raise InputError(f"--allow/--deny need at least one label name, got {value!r}")
+    return labels
 
 
 def cmd_predict(args) -> int:
@@ -180,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "peak RSS. Exits 1 on any failure.")
     p.add_argument("bundle", help="bundle directory or .tar.gz")
     p.add_argument("--threads", type=_threads, default=1, help="interpreter threads (default 1)")
-    p.add_argument("--runs", type=int, default=200, help="timed predictions (default 200)")
+    p.add_argument("--runs", type=_positive("--runs"), default=200, help="timed predictions (default 200)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_smoke)
 
@@ -191,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
     p.add_argument("--threads", type=_threads, default=1, help="interpreter threads (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--top-k", type=_threads, help="show the K best labels (with their scores)")
-    p.add_argument("--score-threshold", type=float, help="show only labels scoring at least this")
+    p.add_argument("--top-k", type=_positive("--top-k"), help="show the K best labels (with their scores)")
+    p.add_argument("--score-threshold", type=_threshold, help="show only labels scoring at least this (0-1)")
     p.add_argument("--allow", metavar="L1,L2", help="consider only these labels (comma-separated)")
     p.add_argument("--deny", metavar="L1,L2", help="never return these labels (comma-separated)")
     p.set_defaults(func=cmd_predict)

@@ -34,6 +34,7 @@ from .smoke import require_ok, run_smoke
 
 CURRENT, PREVIOUS, BUNDLES = "current", "previous", "bundles"
 COMPLETE_MARKER = ".bilite-complete"
+ROOT_MARKER = ".bilite-root"  # marks a directory bilite-device manages; others are never touched
 
 
 def _crash_point(step: str) -> None:
@@ -90,8 +91,28 @@ def _bundle_id(files: dict[str, bytes]) -> str:
     return f"{safe}-{hashlib.sha256(files[CHECKSUMS_FILE]).hexdigest()[:12]}"
 
 
+def _prepare_root(root: Path) -> None:
+    """Create or adopt ``root``; refuse a path that is not a directory bilite-device manages."""
+    if str(root) in ("", "."):
+        raise BundleError("--root must name the installation directory, for example /opt/bilite/models")
+    if root.exists() and not root.is_dir():
+        raise BundleError(f"--root {root} exists and is not a directory; choose an installation directory")
+    if root.is_dir() and not (root / ROOT_MARKER).exists() and any(root.iterdir()):
+        raise BundleError(f"--root {root} is not empty and was not made by bilite-device install; "
+                          "refusing to manage (and clean) it. Use a new or empty directory.")
+    try:
+        (root / BUNDLES).mkdir(parents=True, exist_ok=True)
+        (root / ROOT_MARKER).touch()
+    except OSError as exc:
+        raise BundleError(f"cannot create the installation directory {root}: {exc}") from None
+    for link in (CURRENT, PREVIOUS):
+        if (root / link).exists() and not (root / link).is_symlink():
+            raise BundleError(f"{root / link} is not a symlink made by bilite-device; refusing to replace it")
+
+
 def _clean(root: Path) -> None:
-    """Remove staging leftovers and bundles that neither link points to."""
+    """Remove staging leftovers and installed bundles that neither link points to (only
+    directories this installer completed: they carry its marker)."""
     keep = {_target(root, CURRENT), _target(root, PREVIOUS)}
     for entry in root.iterdir():
         if not entry.name.startswith((".staging-", ".current.tmp-", ".previous.tmp-")):
@@ -103,7 +124,7 @@ def _clean(root: Path) -> None:
     bundles = root / BUNDLES
     if bundles.is_dir():
         for entry in bundles.iterdir():
-            if entry.name not in keep:
+            if entry.name not in keep and (entry / COMPLETE_MARKER).exists() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -111,8 +132,7 @@ def install(archive, root) -> InstallResult:
     """Verify ``archive``, stage and smoke-test it under ``root``, then make it active."""
     root = Path(root)
     files = read_bundle_files(archive)  # checksums, safe archive reading: nothing written yet
-    root.mkdir(parents=True, exist_ok=True)
-    (root / BUNDLES).mkdir(exist_ok=True)
+    _prepare_root(root)
     _clean(root)
     bundle_id = _bundle_id(files)
     final = root / BUNDLES / bundle_id
@@ -149,6 +169,8 @@ def install(archive, root) -> InstallResult:
 
 def rollback(root) -> InstallResult:
     root = Path(root)
+    if not (root / ROOT_MARKER).exists():
+        raise BundleError(f"{root} is not an installation directory made by bilite-device install")
     current, previous = _target(root, CURRENT), _target(root, PREVIOUS)
     if not previous or previous == current:
         raise BundleError(f"nothing to roll back to under {root}: no previous bundle is kept "
@@ -165,6 +187,9 @@ def rollback(root) -> InstallResult:
 
 def status(root) -> dict:
     root = Path(root)
+    if not (root / ROOT_MARKER).exists():
+        raise BundleError(f"{root} is not an installation directory made by bilite-device install "
+                          "(nothing installed there)")
     info: dict = {"root": str(root)}
     for link in (CURRENT, PREVIOUS):
         target = _target(root, link)
@@ -176,7 +201,7 @@ def status(root) -> dict:
                 meta = json.loads((path / METADATA_FILE).read_text("utf-8"))
                 entry.update({"name": meta.get("name"), "created": meta.get("created"),
                               "task": meta.get("task"), "accuracy": meta.get("metrics", {}).get("accuracy")})
-            except (OSError, json.JSONDecodeError) as exc:
-                entry["error"] = str(exc)
+            except (OSError, ValueError, AttributeError) as exc:  # unreadable or odd metadata
+                entry["error"] = f"{type(exc).__name__}: {exc}"
         info[link] = entry
     return info

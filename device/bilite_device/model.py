@@ -96,8 +96,13 @@ class TfliteModel:
         with self._lock:
             if self.reset_variables:
                 interp.reset_all_variables()
-            interp.set_tensor(self._in_index, ids.reshape(self._in_shape))
-            interp.invoke()
+            try:
+                interp.set_tensor(self._in_index, ids.reshape(self._in_shape))
+                interp.invoke()
+            except (RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                raise ModelError(f"the interpreter failed on these ids ({first}); the vocabulary or "
+                                 "features do not fit the model's tables: rebuild the bundle.") from None
             out = interp.get_tensor(self._out_index).reshape(self._out_shape)
         if self._dequant is not None:
             scale, zero_point = self._dequant

@@ -75,7 +75,7 @@ class Metadata:
 
     @property
     def golden_tolerance(self) -> float:
-        return float(self.raw["golden"]["tolerance"])
+        return float(self.raw["golden"]["tolerance"])  # validated finite and >= 0 at parse time
 
 
 def _lookup(data: dict, dotted: str):
@@ -132,8 +132,21 @@ def parse_metadata(blob: bytes) -> Metadata:
         problems.append(f"model.form {data['model']['form']!r} (expected one of {FORMS})")
     if len(data["model"]["inputs"]) != 1 or len(data["model"]["outputs"]) != 1:
         problems.append("model must declare exactly one input and one output")
-    if not isinstance(data["labels"], list) or not all(isinstance(x, str) for x in data["labels"]):
-        problems.append("labels must be a list of label names")
+    labels = data["labels"]
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x and x.strip() == x and
+                                               "\t" not in x for x in labels):
+        problems.append("labels must be a list of non-empty one-line label names")
+    elif len(set(labels)) != len(labels):
+        problems.append(f"labels must be distinct; duplicates in {labels[:10]}")
+    tol = data["golden"].get("tolerance") if isinstance(data["golden"], dict) else None
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 <= tol < float("inf")):
+        problems.append(f"golden.tolerance must be a finite number >= 0, got {tol!r}")
+    if not isinstance(data["model"]["reset_variables"], bool):
+        problems.append(f"model.reset_variables must be true or false, got {data['model']['reset_variables']!r}")
+    for key in ("max_len", "vocab_size"):
+        value = data["tokenizer"][key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(f"tokenizer.{key} must be a positive integer, got {value!r}")
     if problems:
         raise SchemaError(f"{METADATA_FILE} is inconsistent: " + "; ".join(problems) + ".")
     return Metadata(data)

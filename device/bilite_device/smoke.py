@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bundle import Bundle
-from .errors import SmokeTestError
+from .errors import SchemaError, SmokeTestError
 
 
 @dataclass
@@ -58,9 +58,14 @@ def _check_pass(bundle: Bundle, order: list[int], tol: float, label: str,
         start = time.perf_counter()
         scores = bundle.scores_for_ids(ids)
         timings.append(time.perf_counter() - start)
-        diff = float(np.max(np.abs(scores - np.asarray(vector["scores"], dtype=np.float32))))
+        expected = np.asarray(vector["scores"], dtype=np.float32)
+        if expected.shape != scores.shape or not np.isfinite(expected).all():
+            failures.append(f"{label}: vector {i} golden scores have shape {list(expected.shape)} or "
+                            f"non-finite values; the model gives shape {list(scores.shape)}")
+            continue
+        diff = float(np.max(np.abs(scores - expected)))
         worst = max(worst, diff)
-        if diff > tol:
+        if not diff <= tol:  # NaN never passes
             failures.append(f"{label}: vector {i} scores differ by {diff:.3g} > tolerance {tol:g}")
         elif golden_label(bundle, scores) != vector["label"]:
             failures.append(f"{label}: vector {i} label {golden_label(bundle, scores)!r}, "
@@ -88,6 +93,15 @@ def golden_label(bundle: Bundle, scores: np.ndarray):
 
 def run_smoke(bundle: Bundle, latency_runs: int = 200) -> SmokeReport:
     """Verify the golden vectors twice (in order, then reversed) and time end-to-end predictions."""
+    try:
+        return _run_smoke(bundle, latency_runs)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # A golden file that parses but has the wrong shape: the bundle's fault, not a crash.
+        raise SchemaError(f"golden.json or metadata.json of {bundle.source} has a field of the wrong "
+                          f"type or shape ({type(exc).__name__}: {exc}); rebuild the bundle.") from None
+
+
+def _run_smoke(bundle: Bundle, latency_runs: int) -> SmokeReport:
     tol = bundle.metadata.golden_tolerance
     failures: list[str] = []
     timings: list[float] = []

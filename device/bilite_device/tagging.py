@@ -36,8 +36,15 @@ def windows(n: int, size: int) -> list[tuple[int, int]]:
 
 
 def best_window(position: int, spans: list[tuple[int, int]]) -> int:
-    """Index of the window whose centre is nearest to ``position`` (ties: the earlier one)."""
-    return min(range(len(spans)), key=lambda k: abs(position - (spans[k][0] + spans[k][1] - 1) / 2))
+    """Index of the window whose centre is nearest to ``position`` (ties: the earlier one).
+    Windows are evenly strided but for the last, so only a few neighbours need checking: O(1)."""
+    if len(spans) == 1:
+        return 0
+    size = spans[0][1] - spans[0][0]
+    stride = spans[1][0] - spans[0][0]
+    guess = int((position - (size - 1) / 2) / stride) if stride else 0
+    near = {max(0, min(len(spans) - 1, guess + d)) for d in (-1, 0, 1, 2)} | {len(spans) - 1}
+    return min(sorted(near), key=lambda k: abs(position - (spans[k][0] + spans[k][1] - 1) / 2))
 
 
 def tag_rows(bundle, rows: list) -> list[tuple[int, float]]:

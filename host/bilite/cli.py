@@ -177,11 +177,15 @@ def inspect(path, as_json):
     model = info["model"]
     if "metadata" in info:
         meta = info["metadata"]
-        click.echo(f"bundle {path}: {meta['name']} ({meta['task']}, labels {meta['labels']})")
+        labels = meta["labels"]
+        click.echo(f"bundle {path}: {meta.get('name', '?')} ({meta['task']}, {len(labels)} labels: "
+                   f"{', '.join(labels[:10])}{' …' if len(labels) > 10 else ''})")
         click.echo(f"  form {meta['model']['form']}, quantization {meta['model']['quantization']}, "
-                   f"target {meta['model']['target']}, schema {meta['schema_version']}")
-        click.echo(f"  TFLite test accuracy {meta['metrics']['accuracy']:.4f}, "
-                   f"macro F1 {meta['metrics']['macro_f1']:.4f} (n={meta['metrics']['n']})")
+                   f"target {meta['model'].get('target', '?')}, schema {meta['schema_version']}")
+        metrics = meta.get("metrics")
+        if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
+            click.echo(f"  TFLite test accuracy {metrics['accuracy']:.4f}, "
+                       f"macro F1 {metrics.get('macro_f1', float('nan')):.4f} (n={metrics.get('n')})")
     click.echo(f"model: {model['size_bytes']:,} bytes, {model['subgraphs']} subgraph(s), "
                f"minimum runtime {model['min_runtime_version']}")
     click.echo("  ops: " + ", ".join(f"{o['name']} v{o['version']} x{o['count']}" for o in model["ops"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def load_conllu(path, column: int = 3) -> TaggedCorpus:
                     continue
                 words.append(cols[1])
                 labels.append(cols[column])
-    except (UnicodeDecodeError, lzma.LZMAError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, lzma.LZMAError, zlib.error, OSError, EOFError) as exc:
         raise DataError(f"cannot read {path} as UTF-8 CoNLL-U: {exc}") from None
     if words:
         sentences.append(words)

@@ -124,6 +124,10 @@ def load_dataset(path, fmt: str = "auto", text_column: str = "text",
         raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
     if any(not label for label in labels):
         raise DataError(f"{path}: some rows have an empty label.")
+    odd = next((i for i, label in enumerate(labels) if any(c in label for c in "\t\r\n")), None)
+    if odd is not None:
+        raise DataError(f"{path}: label {labels[odd]!r} (row {odd + 1}) contains a tab or line break; "
+                        "labels are written one per line, so they must be single-line names")
     dataset = Dataset(texts, labels, str(path))
     if len(dataset.label_names()) < 2:
         raise DataError(

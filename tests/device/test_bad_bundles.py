@@ -213,3 +213,57 @@ def test_not_an_archive(tmp_path):
     path.write_bytes(b"definitely not gzip")
     with pytest.raises(BundleError, match="cannot read bundle archive"):
         load_bundle(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["golden"].__setitem__("tolerance", float("nan")), "golden.tolerance must be a finite"),
+    (lambda m: m.__setitem__("labels", ["ham", "ham"]), "labels must be distinct"),
+    (lambda m: m.__setitem__("labels", ["ham", ""]), "non-empty one-line"),
+    (lambda m: m["model"].__setitem__("reset_variables", "false"), "reset_variables must be true or false"),
+    (lambda m: m["tokenizer"].__setitem__("vocab_size", "2000"), "vocab_size must be a positive integer"),
+    (lambda m: m["model"].__setitem__("inputs", [3]), "wrong type or shape"),
+    (lambda m: m["tokenizer"].__setitem__("features", None), "wrong type or shape|features"),
+])
+def test_odd_metadata_values_are_typed_errors(tmp_path, files, change, message):
+    meta = _meta(files)
+    change(meta)
+    labels = meta["labels"] if isinstance(meta["labels"], list) else []
+    files["labels.txt"] = ("\n".join(labels) + "\n").encode()
+    with pytest.raises(SchemaError, match=message):
+        load_bundle(write_dir(tmp_path / "b", {**files, "metadata.json": json.dumps(meta).encode()}))
+
+
+def test_nan_golden_scores_fail_the_smoke_test(tmp_path, files):
+    from bilite_device.smoke import run_smoke
+
+    golden = json.loads(files["golden.json"])
+    for vector in golden["vectors"]:
+        vector["scores"] = [float("nan"), float("nan")]
+    report = run_smoke(load_bundle(write_dir(tmp_path / "b", {**files, "golden.json": json.dumps(golden).encode()})), 1)
+    assert not report.ok and "non-finite" in report.failures[0]
+
+
+def test_vocabulary_larger_than_the_model_is_a_model_error_not_a_crash(tmp_path, files):
+    meta = _meta(files)
+    vocab = files["vocab.txt"].decode().splitlines() + ["zzqx"]
+    meta["tokenizer"]["vocab_size"] = len(vocab)
+    bundle = load_bundle(write_dir(tmp_path / "b", {**files, "vocab.txt": ("\n".join(vocab) + "\n").encode(),
+                                                    "metadata.json": json.dumps(meta).encode()}))
+    with pytest.raises(ModelError, match="do not fit the model"):
+        bundle.predict("zzqx hello")
+
+
+@pytest.mark.parametrize("bad", [None, 123, b"dir", ["x"]])
+def test_load_bundle_wants_a_path(bad):
+    with pytest.raises(BundleError, match="expected the path"):
+        load_bundle(bad)
+
+
+def test_tag_tokens_wants_a_list_of_words():
+    from bilite_device import InputError
+    from conftest import FIXTURES
+
+    tagger = load_bundle(FIXTURES / "tiny-ewt-tag")
+    for bad in ("abc", {"a": 1}, [""], ["a b"], ["a", None]):
+        with pytest.raises(InputError, match="list of words"):
+            tagger.tag_tokens(bad)

@@ -128,7 +128,14 @@ def test_classifier_options():
     assert [c.label for c in every] == sorted(scores, key=scores.get, reverse=True)
     assert [c.score for c in every] == sorted(scores.values(), reverse=True)
     assert len(bundle.classify(text, ClassifierOptions(top_k=1))) == 1
-    assert bundle.classify(text, ClassifierOptions(score_threshold=1.01)) == []
+    assert bundle.classify(text, ClassifierOptions(score_threshold=1.0)) == []
+    for bad in (1.01, float("nan"), "0.5", True):
+        with pytest.raises(InputError, match="score_threshold"):
+            ClassifierOptions(score_threshold=bad)
+    with pytest.raises(InputError, match="list of label names"):
+        ClassifierOptions(allow="ham")
+    with pytest.raises(InputError, match="ClassifierOptions"):
+        bundle.classify(text, {"top_k": 3})
     assert [c.label for c in bundle.classify(text, ClassifierOptions(allow=("ham",)))] == ["ham"]
     assert [c.label for c in bundle.classify(text, ClassifierOptions(deny=("ham",)))] == ["spam"]
     with pytest.raises(InputError, match="unknown label"):

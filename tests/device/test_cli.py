@@ -121,3 +121,22 @@ def test_predict_with_classifier_options():
     assert code == 0 and out.startswith("ham:")
     code, _, err = run("predict", WHILE_BUNDLE, "--allow", "eggs", "x")
     assert code == 1 and "unknown label" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", WHILE_BUNDLE, "--top-k", "0", "x"], "--top-k must be at least 1"),
+    (["predict", WHILE_BUNDLE, "--score-threshold", "nan", "x"], "--score-threshold must be"),
+    (["predict", WHILE_BUNDLE, "--threads", "99999999999", "x"], "--threads must be from 1 to 64"),
+    (["smoke", WHILE_BUNDLE, "--runs", "0"], "--runs must be at least 1"),
+])
+def test_bad_option_values_name_the_option(args, message):
+    code, _, err = run(*args)
+    assert code == 2 and message in err
+
+
+def test_empty_allow_list_and_non_utf8_arguments_are_errors():
+    code, _, err = run("predict", WHILE_BUNDLE, "--allow", ",", "x")
+    assert code == 1 and "at least one label" in err
+    proc = subprocess.run([sys.executable.encode(), b"-m", b"bilite_device.cli", b"predict",
+                           str(WHILE_BUNDLE).encode(), b"caf\xff"], capture_output=True, timeout=120)
+    assert proc.returncode == 1 and b"not valid UTF-8" in proc.stderr

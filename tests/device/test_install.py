@@ -118,3 +118,26 @@ def test_status_cli(tmp_path):
     assert proc.returncode == 0 and json.loads(proc.stdout)["current"]["name"] == "tiny-sms-while"
     proc = _cli("status", "--root", tmp_path)
     assert "current: tiny-sms-while-" in proc.stdout and "previous: none" in proc.stdout
+
+
+def test_install_never_touches_what_it_did_not_make(tmp_path):
+    precious = tmp_path / "root" / "bundles" / "my-important-model"
+    precious.mkdir(parents=True)
+    (precious / "weights.bin").write_bytes(b"years of work")
+    with pytest.raises(BundleError, match="not empty and was not made by bilite-device"):
+        install(OLD, tmp_path / "root")
+    assert (precious / "weights.bin").read_bytes() == b"years of work"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(BundleError, match="not a directory"):
+        install(OLD, tmp_path / "afile")
+    with pytest.raises(BundleError, match="must name"):
+        install(OLD, "")
+    fresh = tmp_path / "fresh"
+    install(OLD, fresh)
+    stray = fresh / "bundles" / "left-by-someone"
+    stray.mkdir()
+    install(NEW, fresh)
+    install(OLD, fresh)  # cleaning removes only bundles it completed itself
+    assert stray.is_dir()
+    with pytest.raises(BundleError, match="not an installation directory"):
+        status(tmp_path / "nowhere")

@@ -69,3 +69,18 @@ def test_official_test_split_is_kept_whole(tmp_path):
     odd = type(odd)(odd.texts, ["card_arrival", "no_such_intent"], "x")
     with pytest.raises(DataError, match="no_such_intent"):
         split_with_test(train, odd, seed=0)
+
+
+def test_labels_with_line_breaks_are_refused_at_load(tmp_path):
+    (tmp_path / "d.csv").write_text('text,label\nhello,"spam\nmail"\nbye,ham\n')
+    with pytest.raises(DataError, match="contains a tab or line break"):
+        load_dataset(tmp_path / "d.csv")
+
+
+def test_corrupt_gzip_conllu_is_a_data_error(tmp_path):
+    from bilite.conllu import load_conllu
+
+    bad = tmp_path / "x.conllu.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
+    with pytest.raises(DataError, match="cannot read"):
+        load_conllu(bad)
