@@ -96,6 +96,9 @@ def main():
               help="Quantization mode (int8: weights and activations, calibrated on training text; token "
               "ids stay int32, scores stay float). all: convert and measure every mode, keep the smallest "
               "within --max-accuracy-drop; the table goes into metadata and the model cards.")
+@click.option("--int8-output", is_flag=True,
+              help="With --quantize int8: keep the scores tensor int8 (the device dequantizes it); "
+              "default float32 scores.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(0, 100), default=0.5, show_default=True,
               help="With --quantize all: accuracy points a mode may lose against float32.")
 @click.option("--target", type=click.Choice(["tflite-runtime-2.14", "ai-edge-litert"]),
@@ -106,7 +109,7 @@ def main():
               "$BILITE_DEVICE_PYTHON, else the checkout's .venv/device.")
 def build(data, out_dir, task, test_data, validation_data, tag_column, name, fmt, text_column, label_column, cell, units, layers, embed_dim, dropout,
           epochs, batch_size, learning_rate, seed, max_len, max_vocab, min_count, padding, truncation,
-          form, quantize, max_accuracy_drop, target, device_python):
+          form, quantize, int8_output, max_accuracy_drop, target, device_python):
     """Train a BiRNN classifier (or with --task tag, a tagger) on DATA and write a deployment
     bundle to --out."""
     from bilite_device.tokenizer import TokenizerConfig
@@ -120,7 +123,7 @@ def build(data, out_dir, task, test_data, validation_data, tag_column, name, fmt
         model=ModelConfig(cell=cell, units=units, layers=layers, embed_dim=embed_dim, dropout=dropout),
         train=TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed),
         convert=ConvertConfig(form=form, quantization=quantize, target=target,
-                              max_accuracy_drop=max_accuracy_drop),
+                              max_accuracy_drop=max_accuracy_drop, int8_output=int8_output),
     )
     if task == "tag":
         _build_tagger(data, test_data, validation_data, tag_column, config, out_dir, name, device_python)

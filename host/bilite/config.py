@@ -58,6 +58,7 @@ class ConvertConfig:
     quantization: str = "dynamic"
     target: str = "tflite-runtime-2.14"
     max_accuracy_drop: float = 0.5  # points; with quantization "all": the budget for the choice
+    int8_output: bool = False  # int8 mode: keep the scores tensor int8 (dequantized on the device)
 
     def __post_init__(self):
         if self.quantization == "int8" and self.form == "while":

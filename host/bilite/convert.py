@@ -30,9 +30,11 @@ TFLITE_RUNTIME_214_MAX_VERSIONS = {"FULLY_CONNECTED": 11}
 TARGET_RUNTIME_VERSION = {"tflite-runtime-2.14": "2.14.0", "ai-edge-litert": None}
 
 
-def convert_keras(model, quantization: str, target: str, calibration=None) -> bytes:
+def convert_keras(model, quantization: str, target: str, calibration=None, int8_output: bool = False) -> bytes:
     """``calibration``: int32 token ids from real training text, [n, max_len(, features)],
-    required for ``int8`` (weights and activations int8; ids stay int32; float output)."""
+    required for ``int8`` (weights and activations int8; ids stay int32). ``int8_output``: the
+    scores tensor stays int8 (the device dequantizes it with the recorded scale and zero point);
+    otherwise it is float32."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -55,7 +57,7 @@ def convert_keras(model, quantization: str, target: str, calibration=None) -> by
             # int16 activations, int8 weights: experimental; see bench/int16x8_probe.py for which
             # forms it converts (not offered by `bilite build`).
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-        converter.inference_output_type = tf.float32
+        converter.inference_output_type = tf.int8 if int8_output and quantization == "int8" else tf.float32
     elif quantization != "float32":
         raise ConversionError(f"unknown quantization {quantization!r}")
     # The converter prints pages of C++ logs and "Saved artifact" notes: keep them out of the

@@ -26,7 +26,7 @@ from .errors import ConversionError
 
 def convert_in_child(trained, cfg: ModelConfig, vocab_size: int, num_labels: int, max_len: int,
                      form: str, quantization: str, target: str, calibration: np.ndarray | None = None,
-                     model_kwargs: dict | None = None, timeout: int = 1800) -> bytes:
+                     model_kwargs: dict | None = None, timeout: int = 1800, int8_output: bool = False) -> bytes:
     with tempfile.TemporaryDirectory(prefix="bilite-convert-") as tmp:
         tmp = Path(tmp)
         weights = trained.get_weights()
@@ -38,7 +38,7 @@ def convert_in_child(trained, cfg: ModelConfig, vocab_size: int, num_labels: int
         (tmp / "spec.json").write_text(json.dumps({
             "cfg": asdict(cfg), "vocab_size": vocab_size, "num_labels": num_labels, "max_len": max_len,
             "form": form, "quantization": quantization, "target": target, "model_kwargs": kwargs,
-            "weights": len(weights), "calibration": calibration is not None}))
+            "weights": len(weights), "calibration": calibration is not None, "int8_output": int8_output}))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         proc = subprocess.run([sys.executable, "-m", "bilite.convert_child", str(tmp)],
                               capture_output=True, text=True, timeout=timeout, env=env)
@@ -69,7 +69,8 @@ def _main(folder: str) -> int:
     stored = np.load(tmp / "weights.npz")
     model.set_weights([stored[f"arr_{i}"] for i in range(spec["weights"])])
     calibration = np.load(tmp / "calibration.npy") if spec["calibration"] else None
-    blob = convert_keras(model, spec["quantization"], spec["target"], calibration=calibration)
+    blob = convert_keras(model, spec["quantization"], spec["target"], calibration=calibration,
+                         int8_output=spec.get("int8_output", False))
     (tmp / "model.tflite").write_bytes(blob)
     return 0
 

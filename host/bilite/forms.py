@@ -80,7 +80,8 @@ def choose_form(trained, cfg: ModelConfig, convert: ConvertConfig, vocab_size: i
         try:
             if convert.quantization == "int8":
                 blob = convert_in_child(trained, cfg, vocab_size, num_labels, max_len, form,
-                                        convert.quantization, convert.target, calibration, model_kwargs)
+                                        convert.quantization, convert.target, calibration, model_kwargs,
+                                        int8_output=convert.int8_output)
                 facts = read_tflite_facts(blob)
                 width = tuple(ids.shape[2:])
                 check_graph(facts, form, max_len, convert.target, width=width)

@@ -117,3 +117,15 @@ def test_explain_names_the_measured_reason():
     assert "fused: 301 KiB, 8528 us/invoke, max |diff| vs Keras 0.27 (failed parity)" in note
     assert explain({**row, "size_ratio": 0.25}, 0.5) == ""
     assert explain({"mode": "float16", "available": True, "size_ratio": 0.5}, 0.5) == ""
+
+
+def test_int8_output_is_dequantized_on_the_device(model, ids):
+    blob = convert_in_child(model, CFG, VOCAB, 2, T, "fused", "int8", "tflite-runtime-2.14", ids,
+                            int8_output=True)
+    facts = read_tflite_facts(blob)
+    assert facts.outputs[0].dtype == "int8" and facts.outputs[0].scale and facts.inputs[0].dtype == "int32"
+    meta = {"reset_variables": True, "inputs": [{"name": facts.inputs[0].name}],
+            "outputs": [{"name": facts.outputs[0].name}]}
+    got = np.array([TfliteModel(blob, meta).run(row)[0] for row in ids])
+    assert got.dtype == np.float32 and 0.0 <= got.min() and got.max() <= 1.0
+    assert np.abs(got - predict_scores(model, ids)[:, 1]).max() < 0.2
