@@ -29,4 +29,4 @@ def test_config_is_frozen():
     with pytest.raises(Exception):
         cfg.golden_count = 30
     assert cfg.to_json()["convert"] == {"form": "auto", "quantization": "dynamic", "target": "tflite-runtime-2.14",
-                                        "max_accuracy_drop": 0.5}
+                                        "max_accuracy_drop": 0.5, "int8_output": False}
