@@ -76,6 +76,7 @@ def _read_archive(path: Path) -> dict[str, bytes]:
 
     files: dict[str, bytes] = {}
     total = 0
+    tops: set[str] = set()
     try:
         with tarfile.open(path, mode="r:*") as tar:
             for count, member in enumerate(tar):
@@ -84,6 +85,11 @@ def _read_archive(path: Path) -> dict[str, bytes]:
                 name = _member_name(member)
                 if not name:
                     continue
+                parts = [p for p in member.name.split("/") if p not in ("", ".")]
+                tops.add(parts[0] if len(parts) > 1 else "")
+                if len(tops) > 1:
+                    raise ArchiveError(f"{path} holds files under more than one top-level folder "
+                                       f"({sorted(tops)}); a bundle archive holds one bundle.")
                 total += member.size
                 if total > MAX_TOTAL_BYTES:
                     raise ArchiveError(
@@ -112,6 +118,8 @@ def read_bundle_files(path) -> dict[str, bytes]:
     path = Path(path)
     if not path.exists():
         raise BundleError(f"bundle not found: {path} (expected a bundle directory or .tar.gz)")
+    if not path.is_dir() and not path.is_file():  # a FIFO or device would block or stream forever
+        raise BundleError(f"{path} is neither a bundle directory nor a regular .tar.gz file")
     try:
         files = _read_directory(path) if path.is_dir() else _read_archive(path)
     except PermissionError as exc:
@@ -137,7 +145,9 @@ def verify_checksums(files: dict[str, bytes], where: str) -> set[str]:
         digest, sep, name = line.partition("  ")
         if not sep or len(digest) != 64:
             raise ChecksumError(f"{CHECKSUMS_FILE} in {where} has a malformed line: {line!r}")
-        expected[name] = digest
+        if name in expected and expected[name] != digest.lower():
+            raise ChecksumError(f"{CHECKSUMS_FILE} in {where} lists {name} twice with different digests")
+        expected[name] = digest.lower()
     unlisted = [n for n in REQUIRED_FILES if n != CHECKSUMS_FILE and n not in expected]
     if unlisted:
         raise ChecksumError(

@@ -267,3 +267,27 @@ def test_tag_tokens_wants_a_list_of_words():
     for bad in ("abc", {"a": 1}, [""], ["a b"], ["a", None]):
         with pytest.raises(InputError, match="list of words"):
             tagger.tag_tokens(bad)
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "bundle.tar.gz"
+    os.mkfifo(fifo)
+    with pytest.raises(BundleError, match="neither a bundle directory nor a regular"):
+        load_bundle(fifo)
+
+
+def test_archive_with_two_bundles_is_refused(tmp_path, files):
+    members = [_file(f"a/{n}", b) for n, b in files.items() if n != "model.tflite"]
+    members.append(_file("b/model.tflite", files["model.tflite"]))
+    with pytest.raises(ArchiveError, match="more than one top-level folder"):
+        load_bundle(_tar(tmp_path, members))
+
+
+def test_conflicting_checksum_lines_are_refused(tmp_path, files):
+    first = files["checksums.sha256"].decode().splitlines()[0]
+    digest, name = first.split("  ")
+    forged = f"{'0' * 64}  {name}\n".encode() + files["checksums.sha256"]
+    with pytest.raises(ChecksumError, match="twice with different digests"):
+        load_bundle(write_dir(tmp_path / "b", {**files, "checksums.sha256": forged}, rechecksum=False))
