@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tokenizer import iter_spans, normalize_token
 
 
 @dataclass(frozen=True)
@@ -67,13 +66,8 @@ def tag_rows(bundle, rows: list) -> list[tuple[int, float]]:
 
 
 def tag_text(bundle, text) -> list[TaggedWord]:
-    cfg = bundle.tokenizer.config
-    spans, rows = [], []
-    for surface, start, end in iter_spans(text, cfg):
-        token = normalize_token(surface, cfg)
-        if token:
-            spans.append((surface, start, end))
-            rows.append(bundle.tokenizer._row(surface, token))
+    pairs = list(bundle.tokenizer.spans_and_rows(text))
+    spans, rows = [span for span, _ in pairs], [row for _, row in pairs]
     tags = tag_rows(bundle, rows)
     return [TaggedWord(s, a, b, bundle.labels[t], score) for (s, a, b), (t, score) in zip(spans, tags)]
 

@@ -247,10 +247,6 @@ class Tokenizer:
     def split(self, text) -> list[str]:
         return split(text, self.config)
 
-    def ids(self, tokens: Iterable[str]) -> list[int]:
-        get = self.index.get
-        return [get(token, 1) for token in tokens]
-
     def _row(self, surface: str, token: str):
         if self.table is None:
             return self.index.get(token, 1)
@@ -268,12 +264,16 @@ class Tokenizer:
             self._cache[surface] = row
         return row
 
+    def spans_and_rows(self, text) -> Iterator[tuple[tuple[str, int, int], object]]:
+        """((surface, start, end), feature row) per token of ``text``, untruncated."""
+        for span in iter_spans(text, self.config):
+            row = self._surface_row(span[0])
+            if row is not None:
+                yield span, row
+
     def rows(self, text) -> Iterator:
         """One feature row per token of ``text``, untruncated."""
-        for surface, _, _ in iter_spans(text, self.config):
-            row = self._surface_row(surface)
-            if row is not None:
-                yield row
+        return (row for _, row in self.spans_and_rows(text))
 
     def word_rows(self, words: Iterable[str]) -> list:
         """One row per given word, none dropped: a word that normalizes to nothing is unknown."""
