@@ -91,6 +91,32 @@ def other_runtimes(target_name: str) -> list[TargetRunner]:
     return [TargetRunner(python)] if python else []
 
 
+def choose_model(keras_model, config: BuildConfig, vocab_size: int, labels: list[str], x_train, x_val,
+                 x_test, y_test, target: TargetRunner, log, metrics_fn=None, **model_kwargs):
+    """The converted model to ship: one quantization mode, or with ``--quantize all`` the sweep's
+    choice. Returns (candidate, model metadata, quantization, sweep table or None)."""
+    from .keras_model import predict_scores
+
+    calibration = x_train[:CALIBRATION_INPUTS]
+
+    def select(cfg):
+        return select_form(keras_model, cfg, vocab_size, len(labels), x_val, target, log,
+                           calibration=calibration, **model_kwargs)
+
+    if config.convert.quantization != "all":
+        chosen, model_meta = select(config)
+        return chosen, model_meta, config.convert.quantization, None
+    from .sweep import run_sweep
+
+    mode, rows, (chosen, model_meta, _) = run_sweep(
+        keras_model, config, select, x_test, y_test, predict_scores(keras_model, x_test), labels, log,
+        metrics_fn=metrics_fn)
+    unit = "token accuracy" if metrics_fn else "accuracy"
+    sweep = {"chosen": mode, "max_accuracy_drop_points": config.convert.max_accuracy_drop, "rows": rows,
+             "rule": f"smallest mode whose TFLite test {unit} is within the budget of float32's"}
+    return chosen, model_meta, mode, sweep
+
+
 def write_verified(out_dir, files: dict[str, bytes], target: TargetRunner, log,
                    also: list[TargetRunner] = ()) -> tuple[Path, Path]:
     """Write the bundle once it loads and passes its smoke test here, on the device runtime, and
@@ -169,24 +195,8 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     log(f"keras test accuracy {keras_test['accuracy']:.4f}, macro F1 {keras_test['macro_f1']:.4f}")
 
     target = TargetRunner(find_device_python(device_python, config.convert.target))
-    calibration = x_train[:CALIBRATION_INPUTS]
-    sweep = None
-    if cfg_conv.quantization == "all":
-        from .sweep import run_sweep
-
-        keras_test_scores = predict_scores(keras_model, x_test)
-        mode, rows, (chosen, model_meta, _) = run_sweep(
-            keras_model, config,
-            lambda cfg: select_form(keras_model, cfg, len(tokenizer), len(labels), x_val, target, log,
-                                    calibration=calibration),
-            x_test, y_test, keras_test_scores, labels, log)
-        sweep = {"chosen": mode, "max_accuracy_drop_points": cfg_conv.max_accuracy_drop, "rows": rows,
-                 "rule": "smallest mode whose TFLite test accuracy is within the budget of float32's"}
-        quantization = mode
-    else:
-        chosen, model_meta = select_form(keras_model, config, len(tokenizer), len(labels), x_val, target,
-                                         log, calibration=calibration)
-        quantization = cfg_conv.quantization
+    chosen, model_meta, quantization, sweep = choose_model(
+        keras_model, config, len(tokenizer), labels, x_train, x_val, x_test, y_test, target, log)
 
     # Metrics on the TFLite model, through one interpreter, in sequence (as on the device).
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)

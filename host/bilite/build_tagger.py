@@ -21,7 +21,7 @@ from bilite_device.model import TfliteModel
 from bilite_device.schema import FEATURES_FILE, GOLDEN_FILE, SCHEMA_VERSION, VOCAB_FILE
 from bilite_device.tokenizer import Tokenizer, build_vocab, normalize_token
 
-from .build import CALIBRATION_INPUTS, BuildResult, bundle_files, finish, library_versions, select_form
+from .build import BuildResult, bundle_files, choose_model, finish, library_versions
 from .config import BuildConfig
 from .conllu import TaggedCorpus
 from .golden import make_golden
@@ -95,23 +95,9 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
     log(f"keras test token accuracy {keras_test['accuracy']:.4f}")
 
     target = TargetRunner(find_device_python(device_python, config.convert.target))
-    calibration = x_train[:CALIBRATION_INPUTS]
-    sweep = None
-    if config.convert.quantization == "all":
-        from .sweep import run_sweep
-
-        mode, rows, (chosen, model_meta, _) = run_sweep(
-            keras_model, config,
-            lambda cfg: select_form(keras_model, cfg, len(vocab), len(labels), x_val, target, log,
-                                    calibration=calibration, **model_kwargs),
-            x_test, y_test, predict_scores(keras_model, x_test), labels, log, metrics_fn=token_metrics)
-        sweep = {"chosen": mode, "max_accuracy_drop_points": config.convert.max_accuracy_drop, "rows": rows,
-                 "rule": "smallest mode whose TFLite test token accuracy is within the budget of float32's"}
-        quantization = mode
-    else:
-        chosen, model_meta = select_form(keras_model, config, len(vocab), len(labels), x_val, target, log,
-                                         calibration=calibration, **model_kwargs)
-        quantization = config.convert.quantization
+    chosen, model_meta, quantization, sweep = choose_model(
+        keras_model, config, len(vocab), labels, x_train, x_val, x_test, y_test, target, log,
+        metrics_fn=token_metrics, **model_kwargs)
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)
     tflite_test = np.stack([tflite.run(row) for row in x_test])
     metrics = token_metrics(y_test, tflite_test, labels)
