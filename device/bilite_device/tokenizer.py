@@ -18,6 +18,7 @@ Rules (all recorded in the bundle's metadata under ``tokenizer``):
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections import Counter, deque
@@ -29,9 +30,13 @@ import numpy as np
 from ._unicode_classes import GAP_RANGES, UNICODE_VERSION, WORD_RANGES
 from .errors import BundleError, InputError, SchemaError
 from .features import KNOWN_FEATURES, SUFFIX_FEATURES, FeatureTable
+from .profiles import BILITE, PROFILES, REGEX, profile_problems
+from .profiles import normalize as profile_normalize
+from .profiles import spans as profile_spans
 
 PAD, UNK = "<pad>", "<unk>"
-PROFILE = "bilite-words-v1"
+PROFILE = BILITE
+START = "<START>"  # tflite-regex-v1: prepended when the vocabulary has it (as the Task Library does)
 
 
 def char_class(ranges) -> str:
@@ -83,7 +88,10 @@ class TokenizerConfig:
     min_count: int = 1
     clitics: str = "none"  # "english": split n't 's 're 've 'll 'd 'm off words (as UD does)
     features: tuple[str, ...] = ("word",)  # columns per token; see features.py
-    profile: str = PROFILE
+    profile: str = PROFILE  # see profiles.py: bilite's rules, or those of another tokenizer
+    unk_token: str = UNK  # unknown tokens map to this entry; "" drops them (Keras Tokenizer, no oov)
+    separators: str = ""  # keras-tokenizer-v1: the characters that split tokens
+    strip: str = ""  # keras-textvectorization-v1: characters deleted from tokens
 
     def __post_init__(self):
         problems = []
@@ -106,25 +114,28 @@ class TokenizerConfig:
                 or len(set(self.features)) != len(self.features):
             problems.append(f"features must start with 'word' and use each of {KNOWN_FEATURES} at "
                             f"most once, got {list(self.features)!r}")
-        if self.profile != PROFILE:
-            problems.append(
-                f"tokenizer profile {self.profile!r} is unknown to this bilite-device "
-                f"(knows {PROFILE!r}); upgrade bilite-device"
-            )
+        problems += profile_problems(self)
         if problems:
             raise SchemaError("invalid tokenizer rules: " + "; ".join(problems))
 
+    @property
+    def pad_token(self) -> str:
+        return PROFILES[self.profile].pad_token
+
     def to_json(self) -> dict:
-        return {**asdict(self), "features": list(self.features), "pad_token": PAD, "unk_token": UNK,
-                "pad_id": 0, "unk_id": 1,
-                "split": "words, inner apostrophes, one token per other visible character",
-                "unicode_classes": UNICODE_VERSION}
+        data = {**asdict(self), "features": list(self.features), "pad_token": self.pad_token,
+                "pad_id": 0, "split": PROFILES[self.profile].description}
+        if self.profile == PROFILE:
+            data.update(unk_id=1, unicode_classes=UNICODE_VERSION)
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "TokenizerConfig":
         # Every rule must be recorded: a default filled in for a missing rule could tokenize
         # differently from training without any error.
         names = [f.name for f in fields(cls)]
+        if data.get("profile") == PROFILE:  # bundles from before these rules existed: bilite's own
+            data = {"unk_token": UNK, "separators": "", "strip": "", **data}
         missing = [name for name in names if name not in data]
         if missing:
             raise SchemaError(
@@ -150,6 +161,8 @@ def as_text(text) -> str:
 
 
 def normalize_token(token: str, config: TokenizerConfig) -> str:
+    if config.profile != PROFILE:
+        return profile_normalize(token, config)
     if config.normalization != "none" and not token.isascii():  # ASCII is already NFKC
         token = unicodedata.normalize(config.normalization, token)
     if config.lowercase:
@@ -166,7 +179,10 @@ _CLITIC_RE = re.compile(r"(?i)(n't|'s|'re|'ve|'ll|'d|'m)$")
 
 def iter_spans(text, config: TokenizerConfig) -> Iterator[tuple[str, int, int]]:
     """Yield (surface, start, end): each token's original characters and offsets."""
-    text = as_text(text)
+    return profile_spans(as_text(text), config, _bilite_spans)
+
+
+def _bilite_spans(text: str, config: TokenizerConfig) -> Iterator[tuple[str, int, int]]:
     for match in token_regex(text).finditer(text):
         surface, start, end = match.group(), match.start(), match.end()
         if config.clitics == "english" and "'" in surface:
@@ -192,7 +208,7 @@ def split(text, config: TokenizerConfig) -> list[str]:
 
 
 def build_vocab(texts: Iterable[str], config: TokenizerConfig, pretokenized: bool = False) -> list[str]:
-    """<pad>, <unk>, then tokens seen at least ``min_count`` times, most frequent first.
+    """The pad and unknown tokens, then tokens seen at least ``min_count`` times, most frequent first.
 
     ``pretokenized``: ``texts`` are words (one token each, only normalized), as taggers train on.
     Ties are broken alphabetically so the same data always gives the same vocabulary.
@@ -203,9 +219,10 @@ def build_vocab(texts: Iterable[str], config: TokenizerConfig, pretokenized: boo
     else:
         for text in texts:
             counts.update(split(text, config))
-    kept = [(t, c) for t, c in counts.items() if c >= config.min_count and t not in (PAD, UNK)]
+    specials = [config.pad_token] + ([config.unk_token] if config.unk_token else [])
+    kept = [(t, c) for t, c in counts.items() if c >= config.min_count and t not in specials]
     kept.sort(key=lambda tc: (-tc[1], tc[0]))
-    return [PAD, UNK] + [t for t, _ in kept[: config.max_vocab - 2]]
+    return specials + [t for t, _ in kept[: config.max_vocab - len(specials)]]
 
 
 _MISSING = object()
@@ -221,10 +238,13 @@ class Tokenizer:
 
     def __init__(self, config: TokenizerConfig, vocab: list[str],
                  feature_vocabs: dict[str, list[str]] | None = None):
-        check_vocab(vocab)
+        check_vocab(vocab, config)
         self.config = config
         self.vocab = list(vocab)
         self.index = {token: i for i, token in enumerate(self.vocab)}
+        # None: unknown tokens are dropped (a Keras Tokenizer without oov_token does that).
+        self.unk_id = self.index[config.unk_token] if config.unk_token else None
+        self.start_id = self.index.get(START) if config.profile == REGEX else None
         self.feature_vocabs = {k: list(v) for k, v in (feature_vocabs or {}).items()}
         needed = [f for f in config.features if f in SUFFIX_FEATURES]
         missing = [f for f in needed if f not in self.feature_vocabs]
@@ -249,7 +269,7 @@ class Tokenizer:
 
     def _row(self, surface: str, token: str):
         if self.table is None:
-            return self.index.get(token, 1)
+            return self.index.get(token, self.unk_id)
         return self.table.row(surface, token)
 
     def _surface_row(self, surface: str):
@@ -283,6 +303,8 @@ class Tokenizer:
         """Ids of ``text``, truncated and padded to ``max_len``, int32."""
         cfg = self.config
         rows = self.rows(text)
+        if self.start_id is not None:
+            rows = itertools.chain([self.start_id], rows)
         if cfg.truncation == "post":
             # Stop scanning once max_len tokens are found: 1 MB of text costs no more than 1 KB.
             kept = [r for _, r in zip(range(cfg.max_len), rows)]
@@ -316,11 +338,19 @@ class Tokenizer:
         return np.stack(rows)
 
 
-def check_vocab(vocab: list[str]) -> None:
-    if len(vocab) < 2 or vocab[0] != PAD or vocab[1] != UNK:
+def check_vocab(vocab: list[str], config: TokenizerConfig | None = None) -> None:
+    config = config or TokenizerConfig()
+    pad, unk = config.pad_token, config.unk_token
+    if config.profile == PROFILE and (len(vocab) < 2 or vocab[0] != PAD or vocab[1] != UNK):
         raise BundleError(
             f"vocabulary must start with {PAD!r} (id 0) and {UNK!r} (id 1); saw {vocab[:2]!r}. "
             "Rebuild the bundle with `bilite build`."
+        )
+    if not vocab or vocab[0] != pad or (unk and unk not in vocab):
+        raise BundleError(
+            f"the {config.profile} vocabulary must start with {pad!r} (id 0)"
+            + (f" and hold the unknown token {unk!r}" if unk else "")
+            + f"; saw {vocab[:3]!r}. Rebuild the bundle."
         )
     seen, dups = set(), []
     for token in vocab:
@@ -332,7 +362,10 @@ def check_vocab(vocab: list[str]) -> None:
             f"vocabulary has {len(dups)} duplicate token(s), e.g. {dups[:3]!r}: ids would be "
             "ambiguous. Rebuild the bundle with `bilite build`."
         )
-    bad = [t for t in vocab if not t or any(ch.isspace() for ch in t)]
+    # bilite's own tokens never hold whitespace; other tokenizers' may (TextVectorization keeps
+    # "a\u00a0b" whole), but one token per line means never a newline.
+    bad = [t for t in vocab if not t or "\n" in t
+           or (config.profile == PROFILE and any(ch.isspace() for ch in t))]
     if bad:
         raise BundleError(
             f"vocabulary has {len(bad)} empty or whitespace-containing token(s), e.g. {bad[:3]!r}; "
