@@ -25,6 +25,13 @@ MAX_PICTURE_LABELS = 20  # beyond this a confusion picture is unreadable: list t
 def render_bundle_docs(meta: dict, example_text: str) -> dict[str, bytes]:
     from .charts import confusion_svg, size_accuracy_svg, top_confusions
 
+    if "source" in meta:  # a user's own model (bilite bundle --model): no training section
+        return {
+            "README.md": render("model_card_byo.md.j2", meta=meta, example_text=example_text,
+                                layer_text=layer_text).encode("utf-8"),
+            "INSTALL.md": render("device_install.md.j2", meta=meta, example_text=example_text).encode("utf-8"),
+            "bilite-smoke.service": render("bilite-smoke.service.j2", meta=meta).encode("utf-8"),
+        }
     arch = meta["training"]["config"]["model"]
     confusion = meta["metrics"]["confusion"]
     picture = len(confusion["labels"]) <= MAX_PICTURE_LABELS
@@ -43,3 +50,19 @@ def render_bundle_docs(meta: dict, example_text: str) -> dict[str, bytes]:
         chart=size_accuracy_svg(sweep["rows"]) if sweep else "",
         confusion_svg=docs.get("confusion.svg", b"").decode("utf-8")).encode("utf-8")
     return docs
+
+
+def layer_text(layer: dict) -> str:
+    """One layer of a user's model spec, as a short architecture string."""
+    kind = layer["kind"]
+    if kind == "embedding":
+        return f"Embedding({layer['input_dim']} × {layer['output_dim']}{', mask_zero' if layer['mask_zero'] else ''})"
+    if kind == "rnn":
+        cell = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}[layer["cell"]]
+        inner = f"{cell} {layer['units']}{', sequences' if layer['return_sequences'] else ''}"
+        return f"Bidirectional({inner}, {layer['merge_mode']})" if layer["bidirectional"] else inner
+    if kind == "dense":
+        return f"Dense({layer['units']}, {layer['activation']})"
+    if kind == "pool":
+        return f"Global{layer['pool'].title()}Pooling1D"
+    return f"Activation({layer['activation']})"

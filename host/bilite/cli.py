@@ -167,6 +167,57 @@ def _build_tagger(data, test_data, validation_data, tag_column, config, out_dir,
 
 
 @main.command()
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Your trained Keras model: a .keras or .h5 file (Keras 3 or tf_keras) or a SavedModel folder.")
+@click.option("--vocab", "vocab_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Its vocabulary: a Keras Tokenizer JSON (tokenizer.to_json()), a TextVectorization "
+              "vocabulary (get_vocabulary(), one per line), or a plain file (one token per line, line = id).")
+@click.option("--labels", "labels_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Label names, one per line, in the model's output order.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Bundle directory to write; DIR.tar.gz is written beside it.")
+@click.option("--samples", "samples_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Sample texts (one per line, or JSON lines {\"text\", \"ids\", \"label\"}): they prove the "
+              "conversion; with \"ids\" they prove the tokenizer rules; with \"label\" they give an accuracy.")
+@click.option("--max-len", type=click.IntRange(min=1),
+              help="Static input length (required when the model accepts any length).")
+@click.option("--rules", type=click.Choice(["auto", "bilite", "tflite-regex", "keras-tokenizer", "textvectorization"]),
+              default="auto", show_default=True,
+              help="Tokenizer rules the model was trained with; auto: from the vocabulary's format (plain: bilite).")
+@click.option("--standardize", type=click.Choice(["lower_and_strip_punctuation", "lower", "strip_punctuation", "none"]),
+              help="A TextVectorization vocabulary's standardize setting (default lower_and_strip_punctuation).")
+@click.option("--lowercase/--no-lowercase", default=None, help="Override lowercasing (bilite and Keras Tokenizer rules).")
+@click.option("--unk-token", help="A plain vocabulary's unknown-word entry (default: the rules' own).")
+@click.option("--padding", type=click.Choice(["post", "pre"]), help="Where padding goes (default: the rules' own; "
+              "a Keras Tokenizer's pad_sequences default is pre).")
+@click.option("--truncation", type=click.Choice(["post", "pre"]), help="Which end long texts lose.")
+@click.option("--form", type=click.Choice(["auto", "while", "unrolled", "fused"]), default="auto", show_default=True,
+              help="TFLite graph form; auto converts and measures every form that can be exact.")
+@click.option("--quantize", type=click.Choice(["float32", "float16", "dynamic", "int8"]), default="dynamic",
+              show_default=True, help="Quantization mode (int8 is calibrated on the sample texts).")
+@click.option("--target", type=click.Choice(["tflite-runtime-2.14", "ai-edge-litert"]),
+              default="tflite-runtime-2.14", show_default=True, help="The TFLite runtime the device has.")
+@click.option("--device-python", type=click.Path(dir_okay=False),
+              help="Python of a device-only environment (see `bilite build --help`).")
+@click.option("--name", help="Bundle name (default: the --out folder name).")
+def bundle(model_path, vocab_path, labels_path, out_dir, samples_path, max_len, rules, standardize, lowercase,
+           unk_token, padding, truncation, form, quantize, target, device_python, name):
+    """Bundle your own trained Keras BiRNN (with its vocabulary) for the device, exactly or not at all."""
+    from .byo import bundle_model
+    from .config import ConvertConfig
+
+    _import_tensorflow_quietly()
+    options = {k: v for k, v in dict(standardize=standardize, lowercase=lowercase, unk_token=unk_token,
+                                     padding=padding, truncation=truncation).items() if v is not None}
+    result = bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=samples_path,
+                          max_len=max_len, convert=ConvertConfig(form=form, quantization=quantize, target=target),
+                          rules=rules, vocab_options=options, name=name, device_python=device_python,
+                          log=click.echo)
+    click.echo(f"done: {result.bundle_dir} (form {result.metadata['model']['form']}, "
+               f"{result.metadata['model']['quantization']})")
+
+
+@main.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def inspect(path, as_json):

@@ -86,7 +86,9 @@ def check_calibration(calibration, model):
     if ids.dtype.kind not in "iu":
         raise ConversionError(f"calibration ids must be integers, got {ids.dtype}; token ids are "
                               "never cast from floats")
-    limit = int(model.get_layer("embedding").input_dim)
+    # The word-id embedding: the first Embedding layer (named "embedding" in bilite's own models).
+    embeddings = [layer for layer in model.layers if type(layer).__name__ == "Embedding"]
+    limit = int(next((e for e in embeddings if e.name == "embedding"), embeddings[0]).input_dim)
     words = ids[..., 0] if ids.ndim == 3 else ids  # taggers: column 0 holds the word ids
     if ids.min() < 0 or words.max() >= limit:
         raise ConversionError(f"calibration ids must lie in [0, {limit}) (the vocabulary), saw "

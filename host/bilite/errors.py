@@ -18,3 +18,31 @@ class ConversionError(BiliteError):
 
 class ParityError(BiliteError):
     """The converted model's scores differ from the Keras model's beyond the stated tolerance."""
+
+
+class UnsupportedModelError(ConversionError):
+    """A user's model that bilite refuses to convert; the message names the cause and the fix."""
+
+
+class StatefulModelError(UnsupportedModelError):
+    """A stateful RNN: state carried between batches cannot ship as a text model."""
+
+
+class StringOpsError(UnsupportedModelError):
+    """TextVectorization or other string ops inside the model: no TFLite builtin runs them."""
+
+
+class UnsupportedLayerError(UnsupportedModelError):
+    """A layer or topology with no builtin-only conversion in bilite."""
+
+
+class ModelLoadError(UnsupportedModelError):
+    """The model file cannot be read by the Keras that saved it."""
+
+
+class VocabularyError(BiliteError):
+    """A vocabulary that does not fit the model, or cannot be read."""
+
+
+class TokenizerMismatchError(VocabularyError):
+    """The tokenizer rules do not reproduce the ids the model was trained with."""

@@ -24,7 +24,7 @@ from bilite_device.tflite_file import read_tflite_facts
 from .convert import check_graph, convert_checked
 from .convert_child import convert_in_child
 from .errors import BiliteError, ConversionError, ParityError
-from .keras_model import inference_twin
+from .keras_model import inference_twin, sigmoid_head
 from .target import TargetRunner
 
 # Within this fraction of the fastest, the smaller file wins: a 3 % timing gap is noise on a
@@ -94,8 +94,16 @@ def choose_form(trained, cfg: ModelConfig, convert: ConvertConfig, vocab_size: i
             continue
         converted.append((form, blob, model_meta(form, facts, convert.quantization, convert.target),
                           time.perf_counter() - start))
+    sigmoid = sigmoid_head(cfg, num_labels, bool((model_kwargs or {}).get("tagging")))
+    return prove_forms(converted, tried, ids, reference, target, convert.quantization, sigmoid, log)
+
+
+def prove_forms(converted: list[tuple], tried: list[dict], ids: np.ndarray, reference: np.ndarray,
+                target: TargetRunner, quantization: str, sigmoid: bool, log=print) -> tuple[Candidate, list[dict]]:
+    """Time every converted form on ``target`` and compare its scores on ``ids``, run in sequence,
+    with the Keras ``reference``. ``converted``: (form, bytes, model metadata, seconds) tuples;
+    ``tried`` lists forms that failed earlier. The fastest passing form wins."""
     results = target.measure([(blob, meta) for _, blob, meta, _ in converted], ids) if converted else []
-    sigmoid = num_labels == 2 and not (model_kwargs or {}).get("tagging")
     passing = []
     for (form, blob, meta, seconds), result in zip(converted, results):
         if "error" in result:
@@ -104,7 +112,7 @@ def choose_form(trained, cfg: ModelConfig, convert: ConvertConfig, vocab_size: i
             continue
         parity = compare_scores(reference, label_scores(result["scores"], sigmoid),
                                 label_scores(result["repeat_scores"], sigmoid),
-                                KERAS_TOLERANCE[convert.quantization])
+                                KERAS_TOLERANCE[quantization])
         cand = Candidate(form, blob, meta, result["latency_us"], parity)
         log(f"  form {form}: {cand.latency_us:.0f} us/invoke, {len(blob) / 1024:.0f} KiB, "
             f"max |diff| vs Keras {parity.max_abs_diff:.2g}, "
