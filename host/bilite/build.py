@@ -31,7 +31,10 @@ from .config import BuildConfig
 from .data import Dataset, split_with_test, stratified_split
 from .forms import choose_form
 from .golden import make_golden, pick_texts
+from .interop import interop_model, interop_section
+from .keras_model import sigmoid_head
 from .metrics import classification_metrics
+from .prune import prune_after_training
 from .target import TargetRunner, find_device_python
 
 PARITY_INPUTS = 200  # validation texts run through each candidate form
@@ -163,7 +166,8 @@ def finish(out_dir, files: dict[str, bytes], meta: dict, target: TargetRunner, t
 
 
 def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = None,
-          device_python: str | None = None, test_set: Dataset | None = None, log=print) -> BuildResult:
+          device_python: str | None = None, test_set: Dataset | None = None, log=print) -> BuildResult | None:
+    """None on a multi-worker worker that is not the chief (it trains; the chief writes the bundle)."""
     t0 = time.perf_counter()
     cfg_tok, cfg_model, cfg_train, cfg_conv = config.tokenizer, config.model, config.train, config.convert
     if test_set is None:
@@ -185,22 +189,72 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     x_train, x_val, x_test = (tokenizer.encode_batch(d.texts) for d in (train, val, test))
     y_train, y_val, y_test = (np.array([index[y] for y in d.labels]) for d in (train, val, test))
 
-    from .keras_model import predict_scores, train_model
+    from .keras_model import train_model
 
     log(f"training: Bidirectional({cfg_model.cell.upper()} {cfg_model.units}) x {cfg_model.layers}, "
         f"embedding {cfg_model.embed_dim}")
     keras_model, history = train_model(cfg_model, cfg_train, len(tokenizer), len(labels),
-                                       cfg_tok.max_len, x_train, y_train, x_val, y_val, log=log)
+                                       cfg_tok.max_len, x_train, y_train, x_val, y_val, log=log,
+                                       scale=config.scale)
+    if keras_model is None:  # a multi-worker worker that is not the chief: the chief ships
+        return None
+    training = {"dataset": dataset.source,
+                "test_set": test_set.source if test_set is not None else "stratified split",
+                "split_sizes": {"train": len(train), "validation": len(val), "test": len(test)}}
+    return ship_classifier(TrainedClassifier(keras_model, history, tokenizer, labels, x_train, y_train, x_val,
+                                             y_val, x_test, y_test, test, training),
+                           config, out_dir, name, device_python, t0, log)
+
+
+@dataclass
+class TrainedClassifier:
+    """What the shipping half of a build takes from the training half (in memory, or streamed,
+    where the arrays are bounded samples: see stream_build.py)."""
+
+    keras_model: object
+    history: dict
+    tokenizer: Tokenizer
+    labels: list[str]
+    x_train: np.ndarray  # calibration texts are taken from its start
+    y_train: np.ndarray
+    x_val: np.ndarray  # parity inputs are taken from its start
+    y_val: np.ndarray
+    x_test: np.ndarray  # TFLite metrics, the sweep and the golden texts use these
+    y_test: np.ndarray
+    test: Dataset
+    training: dict  # metadata: dataset, test_set, split_sizes (and how the split was made)
+
+
+def ship_classifier(trained: TrainedClassifier, config: BuildConfig, out_dir, name: str | None,
+                    device_python: str | None, t0: float, log) -> BuildResult:
+    """Trained Keras classifier -> converted, measured, verified bundle."""
+    from .keras_model import predict_scores
+
+    cfg_tok, cfg_model, cfg_train, cfg_conv = config.tokenizer, config.model, config.train, config.convert
+    keras_model, history, tokenizer, labels, test = (trained.keras_model, trained.history, trained.tokenizer,
+                                                     trained.labels, trained.test)
+    x_train, y_train, x_val, y_val, x_test, y_test = (trained.x_train, trained.y_train, trained.x_val,
+                                                      trained.y_val, trained.x_test, trained.y_test)
+    pruning = prune_after_training(keras_model, config, len(tokenizer), labels, x_train, y_train, x_val,
+                                   y_val, log=log)
     keras_test = classification_metrics(y_test, predict_scores(keras_model, x_test).argmax(1), labels)
     log(f"keras test accuracy {keras_test['accuracy']:.4f}, macro F1 {keras_test['macro_f1']:.4f}")
 
     target = TargetRunner(find_device_python(device_python, config.convert.target))
     chosen, model_meta, quantization, sweep = choose_model(
         keras_model, config, len(tokenizer), labels, x_train, x_val, x_test, y_test, target, log)
+    sigmoid = sigmoid_head(cfg_model, len(labels))
+    name = name or Path(out_dir).name
+    description = f"Bidirectional {cfg_model.cell.upper()} text classifier built by bilite."
+    interop, converted = interop_section(), chosen  # converted: without TFLite Metadata
+    if config.interop:  # TFLite Metadata for the Task Library and MediaPipe, proven harmless
+        chosen, model_meta, interop = interop_model(
+            chosen, model_meta, tokenizer.vocab, labels, name, description, x_val,
+            [target, *other_runtimes(cfg_conv.target)], log)
 
     # Metrics on the TFLite model, through one interpreter, in sequence (as on the device).
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)
-    tflite_test = tflite_scores(tflite, x_test, sigmoid=len(labels) == 2)
+    tflite_test = tflite_scores(tflite, x_test, sigmoid=sigmoid)
     metrics = classification_metrics(y_test, tflite_test.argmax(1), labels)
     metrics.update({"evaluated_on": "tflite", "split": "test",
                     "keras": {"accuracy": keras_test["accuracy"], "macro_f1": keras_test["macro_f1"]},
@@ -214,31 +268,31 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     golden = make_golden([{"text": t} for t in golden_texts], tokenizer.encode_batch(golden_texts),
                          chosen.model_bytes, model_meta, labels,
                          lambda ids: predict_scores(keras_model, ids), quantization,
-                         sigmoid=len(labels) == 2, fresh_scores=target.fresh_scores)
+                         sigmoid=sigmoid, fresh_scores=target.fresh_scores)
     golden["computed_on"] = model_meta["selection"]["runtime"]
 
-    name = name or Path(out_dir).name
     meta = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
-        "description": f"Bidirectional {cfg_model.cell.upper()} text classifier built by bilite.",
+        "description": description,
         "task": "classification",
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "labels": labels,
-        "output": {"kind": "sigmoid" if len(labels) == 2 else "softmax",
+        "output": {"kind": "sigmoid" if sigmoid else "softmax",
                    "positive_label": labels[1] if len(labels) == 2 else None},
         "tokenizer": {**cfg_tok.to_json(), "vocab_file": VOCAB_FILE, "vocab_size": len(tokenizer)},
         "model": model_meta,
+        "interop": interop,
         "metrics": metrics,
         "quantization_sweep": sweep,
+        "pruning": pruning.report(converted, quantization, x_test, y_test, target, log) if pruning else None,
         "golden": {"file": GOLDEN_FILE, "count": len(golden["vectors"]),
                    **{k: v for k, v in golden.items() if k != "vectors"}},
-        "training": {"dataset": dataset.source, "config": config.to_json(), "seed": cfg_train.seed,
-                     "test_set": test_set.source if test_set is not None else "stratified split",
-                     "split_sizes": {"train": len(train), "validation": len(val), "test": len(test)},
+        "training": {**trained.training, "config": config.to_json(), "seed": cfg_train.seed,
                      "epochs_run": len(history.get("loss", [])), "history": history},
         "library_versions": library_versions(),
     }
-    files = bundle_files(chosen.model_bytes, tokenizer.vocab, labels, meta, golden,
-                         example_text=golden_texts[-1][:80].replace('"', "'"))
+    make_files = lambda m: bundle_files(chosen.model_bytes, tokenizer.vocab, labels, m, golden,  # noqa: E731
+                                        example_text=golden_texts[-1][:80].replace('"', "'"))
+    files = pruning.bundle_with_sizes(meta, make_files, out_dir) if pruning else make_files(meta)
     return finish(out_dir, files, meta, target, t0, log)

@@ -26,6 +26,7 @@ from .config import BuildConfig
 from .conllu import TaggedCorpus
 from .golden import make_golden
 from .metrics import classification_metrics
+from .prune import prune_after_training
 from .target import TargetRunner, find_device_python
 
 TAGGER_FEATURES = ("word", "case", "suffix2", "suffix3")
@@ -91,6 +92,8 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
     log(f"training: Bidirectional({cfg_model.cell.upper()} {cfg_model.units}) x {cfg_model.layers} tagger")
     keras_model, history = train_model(cfg_model, cfg_train, len(vocab), len(labels), cfg_tok.max_len,
                                        x_train, y_train, x_val, y_val, log=log, **model_kwargs)
+    pruning = prune_after_training(keras_model, config, len(vocab), labels, x_train, y_train, x_val, y_val,
+                                   log=log, **model_kwargs)
     keras_test = token_metrics(y_test, predict_scores(keras_model, x_test), labels)
     log(f"keras test token accuracy {keras_test['accuracy']:.4f}")
 
@@ -127,6 +130,8 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
         "model": model_meta,
         "metrics": metrics,
         "quantization_sweep": sweep,
+        "pruning": (pruning.report(chosen, quantization, x_test, y_test, target, log, metrics_fn=token_metrics)
+                    if pruning else None),
         "golden": {"file": GOLDEN_FILE, "count": len(golden["vectors"]),
                    **{k: v for k, v in golden.items() if k != "vectors"}},
         "training": {"dataset": train.source, "validation_set": val.source, "test_set": test.source,
@@ -136,7 +141,9 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
         "library_versions": library_versions(),
     }
     features = {k: feature_vocabs[k] for k in SUFFIX_FEATURES if k in feature_vocabs}
-    files = bundle_files(chosen.model_bytes, vocab, labels, meta, golden,
-                         example_text="The quick brown fox didn't jump over 2 lazy dogs.",
-                         extra={FEATURES_FILE: (json.dumps(features, ensure_ascii=False) + "\n").encode("utf-8")})
+    make_files = lambda m: bundle_files(  # noqa: E731
+        chosen.model_bytes, vocab, labels, m, golden,
+        example_text="The quick brown fox didn't jump over 2 lazy dogs.",
+        extra={FEATURES_FILE: (json.dumps(features, ensure_ascii=False) + "\n").encode("utf-8")})
+    files = pruning.bundle_with_sizes(meta, make_files, out_dir) if pruning else make_files(meta)
     return finish(out_dir, files, meta, target, t0, log)

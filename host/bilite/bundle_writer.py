@@ -43,6 +43,16 @@ def _archive_bytes(folder_name: str, files: dict[str, bytes], mtime: int) -> byt
     return buffer.getvalue()
 
 
+def compressed_size(blob: bytes) -> int:
+    """Bytes ``blob`` takes gzip-compressed the way the bundle archive compresses (level 9)."""
+    return len(gzip.compress(blob, compresslevel=9, mtime=0))
+
+
+def archive_size(out_dir, files: dict[str, bytes], mtime: int = 0) -> int:
+    """The exact size of the ``.tar.gz`` that ``write_bundle(out_dir, files)`` would write."""
+    return len(_archive_bytes(Path(out_dir).resolve().name, with_checksums(files), mtime))
+
+
 def write_bundle(out_dir, files: dict[str, bytes], mtime: int = 0, verify=None) -> tuple[Path, Path]:
     """Write ``out_dir`` and ``out_dir.tar.gz`` atomically; ``verify(path)`` runs on the staged copy."""
     out_dir = Path(out_dir).resolve()

@@ -107,17 +107,48 @@ def main():
               help="Python of a device-only environment (bilite-device + the target runtime) used to "
               "time forms and smoke-test the bundle on the device's runtime. Default: "
               "$BILITE_DEVICE_PYTHON, else the checkout's .venv/device.")
+@click.option("--interop", is_flag=True,
+              help="Make model.tflite readable as it is by the TFLite Task Library (NLClassifier) and "
+              "MediaPipe (TextClassifier): their regex tokenizer (case kept, [^\\w']+ splits), the "
+              "unrolled form, a softmax head, and TFLite Metadata in the file. Classifiers only.")
+@click.option("--prune", type=float, default=0.0, show_default=True,
+              help="Magnitude pruning: after training, fine-tune while zeroing this fraction of each "
+              "embedding, recurrent and dense kernel (0-0.95). Shrinks the compressed bundle, not "
+              "model.tflite; metadata and the model card report both models side by side.")
+@click.option("--prune-schedule", type=click.Choice(["polynomial", "constant"]),
+              help="With --prune: ramp the sparsity up (polynomial, default) or prune to it at once.")
+@click.option("--prune-epochs", type=int, help="With --prune: fine-tuning epochs while pruning (default 2).")
+@click.option("--stream", is_flag=True,
+              help="Read DATA (a file, or a quoted glob of shards) through tf.data instead of into memory: "
+              "the split is by a hash of each line, the vocabulary is counted in bounded memory, and "
+              "memory stays flat as the data grows. Classifiers only.")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
+              show_default=True, help="mirrored: every local GPU (or logical CPU device); multiworker: the "
+              "machines in the TF_CONFIG environment variable (the chief writes the bundle).")
+@click.option("--backup-dir", type=click.Path(file_okay=False),
+              help="Back up training at every epoch's end here; a rerun resumes from the last backup "
+              "(multiworker: a directory every worker can read).")
+@click.option("--shuffle-buffer", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="With --stream: examples held in the shuffle buffer.")
+@click.option("--vocab-count-cap", type=click.IntRange(min=2),
+              help="With --stream: distinct tokens counted at once while building the vocabulary "
+              "(default 200000; past it, rare counts are pruned, Misra-Gries style).")
 def build(data, out_dir, task, test_data, validation_data, tag_column, name, fmt, text_column, label_column, cell, units, layers, embed_dim, dropout,
           epochs, batch_size, learning_rate, seed, max_len, max_vocab, min_count, padding, truncation,
-          form, quantize, int8_output, max_accuracy_drop, target, device_python):
+          form, quantize, int8_output, max_accuracy_drop, target, device_python, interop, prune,
+          prune_schedule, prune_epochs, stream, strategy, backup_dir, shuffle_buffer, vocab_count_cap):
     """Train a BiRNN classifier (or with --task tag, a tagger) on DATA and write a deployment
     bundle to --out."""
     from bilite_device.tokenizer import TokenizerConfig
 
-    from .config import BuildConfig, ConvertConfig, ModelConfig, TrainConfig
+    from .config import BuildConfig, ConvertConfig, ModelConfig, PruneConfig, ScaleConfig, TrainConfig
     from .data import load_dataset
 
     config = BuildConfig(
+        scale=ScaleConfig(stream=stream, strategy=strategy, backup_dir=backup_dir, shuffle_buffer=shuffle_buffer,
+                          vocab_count_cap=vocab_count_cap,
+                          tf_config=os.environ.get("TF_CONFIG") if strategy == "multiworker" else None),
+        prune=PruneConfig(sparsity=prune, schedule=prune_schedule, epochs=prune_epochs),
         tokenizer=TokenizerConfig(max_len=max_len, max_vocab=max_vocab, min_count=min_count,
                                   padding=padding, truncation=truncation),
         model=ModelConfig(cell=cell, units=units, layers=layers, embed_dim=embed_dim, dropout=dropout),
@@ -125,19 +156,48 @@ def build(data, out_dir, task, test_data, validation_data, tag_column, name, fmt
         convert=ConvertConfig(form=form, quantization=quantize, target=target,
                               max_accuracy_drop=max_accuracy_drop, int8_output=int8_output),
     )
+    if interop:
+        config = _interop_config(config, task)
     if task == "tag":
         _build_tagger(data, test_data, validation_data, tag_column, config, out_dir, name, device_python)
         return
-    dataset = load_dataset(data, fmt, text_column, label_column)
-    test_set = load_dataset(test_data, fmt, text_column, label_column) if test_data else None
-    from .build import build as run_build
+    if stream:
+        result = _build_streaming(data, test_data, fmt, text_column, label_column, config, out_dir, name,
+                                  device_python)
+    else:
+        dataset = load_dataset(data, fmt, text_column, label_column)
+        test_set = load_dataset(test_data, fmt, text_column, label_column) if test_data else None
+        from .build import build as run_build
 
-    _import_tensorflow_quietly()
-    result = run_build(dataset, config, out_dir, name=name, device_python=device_python,
-                       test_set=test_set, log=click.echo)
+        _import_tensorflow_quietly()
+        result = run_build(dataset, config, out_dir, name=name, device_python=device_python,
+                           test_set=test_set, log=click.echo)
+    if result is None:  # a multi-worker worker: it trained, the chief writes the bundle
+        return
     m = result.metadata["metrics"]
     click.echo(f"done: {result.bundle_dir} (TFLite test accuracy {m['accuracy']:.4f}, "
                f"form {result.metadata['model']['form']}, {result.metadata['model']['quantization']})")
+
+
+def _build_streaming(data, test_data, fmt, text_column, label_column, config, out_dir, name, device_python):
+    from .stream_build import build_streaming
+    from .streaming import open_source
+
+    source = open_source(data, fmt, text_column, label_column)
+    test_source = open_source(test_data, fmt, text_column, label_column) if test_data else None
+    _import_tensorflow_quietly()
+    return build_streaming(source, config, out_dir, name=name, device_python=device_python,
+                           test_source=test_source, log=click.echo)
+
+
+def _interop_config(config, task):
+    from .errors import ConfigError
+    from .interop import interop_config
+
+    if task == "tag":
+        raise ConfigError("--interop makes classifiers for the Task Library's NLClassifier and "
+                          "MediaPipe's TextClassifier; neither runs a tagger. Drop --interop or --task tag")
+    return interop_config(config)
 
 
 def _build_tagger(data, test_data, validation_data, tag_column, config, out_dir, name, device_python):
@@ -145,6 +205,9 @@ def _build_tagger(data, test_data, validation_data, tag_column, config, out_dir,
     from .conllu import TaggedCorpus, load_conllu
     from .errors import ConfigError
 
+    if config.scale != type(config.scale)():
+        raise ConfigError("--stream, --strategy, --backup-dir, --shuffle-buffer and --vocab-count-cap apply to "
+                          "classifiers; --task tag trains in memory on one device. Drop them or --task tag")
     if test_data is None:
         raise ConfigError("--task tag needs --test-data (a CoNLL-U test split, such as "
                           "data/ud_english_ewt/en_ewt-ud-test.conllu.xz)")

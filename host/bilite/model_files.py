@@ -70,6 +70,12 @@ def _load(path: Path, flavour: str):
             return k.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for unreadable or custom-object files
         message = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else type(exc).__name__
-        hint = (" The model uses a custom layer or object: bilite converts built-in layers only."
-                if "custom" in message.lower() or "unknown" in message.lower() else "")
+        if "NotEqual" in message and flavour == "keras":
+            # Keras 3 writes a masked model's mask computation into .h5 as a layer it cannot read.
+            hint = (" Keras 3 cannot reload a mask_zero model from .h5 (it saves the mask as a "
+                    "'NotEqual' op it does not know): save the model as .keras instead.")
+        elif "custom" in message.lower() or "unknown" in message.lower():
+            hint = " The model uses a custom layer or object: bilite converts built-in layers only."
+        else:
+            hint = ""
         raise ModelLoadError(f"{flavour} could not load {path}: {message}.{hint}") from None

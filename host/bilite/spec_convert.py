@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +44,20 @@ def convert_form(spec: ModelSpec, form: str, quantization: str, target: str, max
 
 
 def convert_forms(spec: ModelSpec, forms: list[str], quantization: str, target: str, max_len: int,
-                  calibration: np.ndarray | None = None, isolate: bool = True) -> dict[str, bytes | str]:
-    """form -> model bytes, or an error message for a form that could not be produced."""
+                  calibration: np.ndarray | None = None, isolate: bool = True,
+                  seconds: dict[str, float] | None = None) -> dict[str, bytes | str]:
+    """form -> model bytes, or an error message for a form that could not be produced.
+    ``seconds``, if given, receives each produced form's conversion time."""
+    seconds = {} if seconds is None else seconds
     if not isolate:
         results = {}
         for form in forms:
+            start = time.perf_counter()
             try:
                 results[form] = convert_form(spec, form, quantization, target, max_len, calibration)
             except BiliteError as exc:
                 results[form] = str(exc)
+            seconds[form] = time.perf_counter() - start
         return results
     with tempfile.TemporaryDirectory(prefix="bilite-spec-convert-") as tmp:
         tmp = Path(tmp)
@@ -71,6 +77,7 @@ def convert_forms(spec: ModelSpec, forms: list[str], quantization: str, target: 
             for form in todo:
                 if (tmp / f"{form}.tflite").is_file():
                     results[form] = (tmp / f"{form}.tflite").read_bytes()
+                    seconds[form] = float((tmp / f"{form}.seconds").read_text())
                 elif (tmp / f"{form}.error").is_file():
                     results[form] = (tmp / f"{form}.error").read_text()
                 elif (tmp / f"{form}.started").is_file():
@@ -102,11 +109,13 @@ def _main(folder: str, forms: list[str]) -> int:
         (tmp / f"{form}.started").touch()
         if os.environ.get("BILITE_TEST_CRASH_CONVERTER") == form:  # test hook: this form segfaults
             os.kill(os.getpid(), signal.SIGSEGV)
+        start = time.perf_counter()
         try:
             blob = convert_form(spec, form, job["quantization"], job["target"], job["max_len"], calibration)
         except BiliteError as exc:
             (tmp / f"{form}.error").write_text(str(exc))
             continue
+        (tmp / f"{form}.seconds").write_text(repr(time.perf_counter() - start))  # before .tflite: read after it
         (tmp / f"{form}.tflite").write_bytes(blob)
     return 0
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from bilite_device.model import TfliteModel
 
+from .bundle_writer import compressed_size
 from .compare import tflite_scores
 from .errors import BiliteError, ConversionError
 from .metrics import classification_metrics
@@ -100,7 +101,7 @@ def pick(rows: list[dict], max_accuracy_drop: float) -> dict:
 def run_sweep(keras_model, config, select, x_test, y_test, keras_test, labels, log, metrics_fn=None):
     """``select(config) -> (candidate, model_meta)`` converts one mode (see build.select_form)."""
     rows, chosen = [], {}
-    sigmoid = len(labels) == 2 and metrics_fn is None
+    sigmoid = len(labels) == 2 and metrics_fn is None and config.model.binary_head == "sigmoid"
     for mode in MODES:
         log(f"quantization {mode}:")
         try:
@@ -113,6 +114,8 @@ def run_sweep(keras_model, config, select, x_test, y_test, keras_test, labels, l
                           metrics_fn)
         rows.append({"mode": mode, "available": True, "form": candidate.form,
                      "size_bytes": len(candidate.model_bytes),
+                     # what the mode costs inside the bundle's .tar.gz (pruned zeros compress)
+                     "gzip_bytes": compressed_size(candidate.model_bytes),
                      "latency_us": round(candidate.latency_us, 1),
                      "ops": [f"{o['name']} v{o['version']}" for o in meta["ops"]],
                      "forms_tried": forms_tried(meta),
