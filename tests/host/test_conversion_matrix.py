@@ -5,7 +5,7 @@ Factors: cell (LSTM, GRU, SimpleRNN) x layers (1, 2 stacked) x merge_mode (conca
 x mask_zero (off, on) x head (binary sigmoid, softmax, per-token tagging) x source (Keras 3 .keras
 / .h5, tf_keras .keras / .h5 / SavedModel, each saved and reloaded). The default suite runs a
 covering array in which every pair of factor values occurs at least once (a few minutes); the full
-product (864 cells) is marked slow (`scripts/test -m slow -k matrix`).
+product (720 cells) is marked slow (`scripts/test -m slow -k matrix`).
 
 Each cell: builtin ops only (check_graph refuses custom/Flex ops), a static [1, max_len] input,
 and float32 parity with the user's reloaded Keras model on 200+ inputs of varied lengths (SMS
