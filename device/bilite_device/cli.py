@@ -155,7 +155,7 @@ def cmd_info(args) -> int:
                       f"macro F1 {metrics.get('macro_f1', 0):.4f}")
             print(f"runtime here: {info['runtime']}")
         print(f"size: {model['size_bytes']} bytes, subgraphs: {model['subgraphs']}, "
-              f"min runtime: {model['min_runtime_version']}")
+              f"op versions need TFLite runtime >= {model['min_runtime_version']} (min_runtime_version)")
         print("ops: " + ", ".join(f"{o['name']} v{o['version']} x{o['count']}" for o in model["ops"]))
         for t in model["inputs"]:
             print(f"input  {t['name']}: {t['dtype']} {t['shape']}")

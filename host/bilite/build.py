@@ -137,7 +137,7 @@ def write_verified(out_dir, files: dict[str, bytes], target: TargetRunner, log,
                     + "; ".join(str(f) for f in report.get("failures", [])[:3])
                     + ". Nothing was written. Try --quantize float32 (exact across runtimes) or "
                     "another --form, and report the model if it persists.")
-            log(f"smoke on {report['runtime']} (device env): {report['vectors']} golden vectors x 2 "
+            log(f"smoke on {report['runtime']} ({runner.where()}): {report['vectors']} golden vectors x 2 "
                 f"passes, max |diff| {report['max_abs_diff']:.2g}, p50 {report['latency_ms_p50']:.3f} ms")
 
     return write_bundle(out_dir, files, verify=verify)

@@ -139,7 +139,8 @@ def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None
     labels = read_labels(labels_path, spec)
     samples = read_samples(samples_path) if samples_path else []
     checked = check_sample_ids(tokenizer, samples)
-    log(f"model: {flavour} {fmt} file, {len(spec.layers)} layers ({', '.join(sorted(spec.cells))}"
+    saved_as = "a SavedModel folder" if fmt == "savedmodel" else f"a .{fmt} file"
+    log(f"model: {flavour} model from {saved_as}, {len(spec.layers)} layers ({', '.join(sorted(spec.cells))}"
         f"{', mask_zero' if spec.masked else ''}), {'tagging' if spec.tagging else 'classification'}, "
         f"{len(labels)} labels; vocabulary {len(vocab)} ({config.profile}); max_len {max_len}"
         + (f"; {checked} sample id rows reproduced" if checked else ""))
@@ -184,6 +185,10 @@ def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None
                          labels, lambda x: predict_scores(user_model, x), convert.quantization,
                          sigmoid=sigmoid, fresh_scores=target.fresh_scores)
     golden["computed_on"] = model_section["selection"]["runtime"]
+    metrics = sample_metrics(samples, tokenizer, chosen, model_section, labels, sigmoid)
+    if metrics:
+        log(f"TFLite accuracy on the {metrics['n']} labelled samples: {metrics['accuracy']:.4f} "
+            f"(macro F1 {metrics['macro_f1']:.4f})")
     meta = {
         "schema_version": SCHEMA_VERSION,
         "name": name or Path(out_dir).name,
@@ -195,7 +200,7 @@ def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None
                    {"kind": spec.output_kind, "positive_label": labels[1] if sigmoid else None}),
         "tokenizer": {**config.to_json(), "vocab_file": VOCAB_FILE, "vocab_size": len(vocab)},
         "model": model_section,
-        "metrics": sample_metrics(samples, tokenizer, chosen, model_section, labels, sigmoid),
+        "metrics": metrics,
         "golden": {"file": GOLDEN_FILE, "count": len(golden["vectors"]),
                    **{k: v for k, v in golden.items() if k != "vectors"}},
         "source": {"model": str(model_path), "flavour": flavour, "format": fmt, "spec": spec.to_json(),

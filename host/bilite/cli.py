@@ -301,10 +301,11 @@ def inspect(path, as_json):
                    f"target {meta['model'].get('target', '?')}, schema {meta['schema_version']}")
         metrics = meta.get("metrics")
         if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
-            click.echo(f"  TFLite test accuracy {metrics['accuracy']:.4f}, "
-                       f"macro F1 {metrics.get('macro_f1', float('nan')):.4f} (n={metrics.get('n')})")
+            click.echo(f"  TFLite accuracy {metrics['accuracy']:.4f}, "
+                       f"macro F1 {metrics.get('macro_f1', float('nan')):.4f} "
+                       f"(n={metrics.get('n')}, {metrics.get('split', 'test')})")
     click.echo(f"model: {model['size_bytes']:,} bytes, {model['subgraphs']} subgraph(s), "
-               f"minimum runtime {model['min_runtime_version']}")
+               f"op versions need TFLite runtime >= {model['min_runtime_version']} (min_runtime_version)")
     click.echo("  ops: " + ", ".join(f"{o['name']} v{o['version']} x{o['count']}" for o in model["ops"]))
     for t in model["inputs"]:
         click.echo(f"  input  {t['name']}: {t['dtype']} {t['shape']}")

@@ -162,22 +162,46 @@ def _chain(model) -> list:
         raise UnsupportedLayerError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} "
                                     "outputs; bilite bundles one token-id input and one score output.")
     layers = [layer for layer in model.layers if _name(layer) != "InputLayer"]
-    previous = model.inputs[0]
     for layer in layers:
         if _name(layer) in ("Functional", "Sequential", "Model"):
             raise UnsupportedLayerError(f"layer {layer.name!r} is a nested model; flatten it into one "
                                         "chain of layers.")
-        try:
-            fed = layer.input
-        except (AttributeError, ValueError):
-            fed = None
-        if isinstance(fed, (list, tuple)) and fed:  # Keras 3 passes a mask along: [x, mask]
-            fed = fed[0]
-        if fed is not previous:
-            raise UnsupportedLayerError(f"layer {layer.name!r} does not take the previous layer's output: "
-                                        "bilite converts a chain of layers (no branches or skips).")
-        previous = layer.output
+    # Walk the model's own graph, not layer.input / layer.output: those are a layer's *first* call,
+    # and a Keras 3 Sequential reloaded from .keras has layers called several times while it is
+    # rebuilt (measured: 3, 2 and 1 inbound nodes), so comparing them refuses a plain chain.
+    graph = getattr(model, "_functional", None) or model  # Keras 3 keeps a Sequential's graph here
+    by_depth = getattr(graph, "_nodes_by_depth", None)
+    if not by_depth:
+        raise UnsupportedLayerError(f"bilite cannot read the layer graph of this {_name(model)} model; "
+                                    "rebuild it as keras.Model(inputs, outputs) or keras.Sequential.")
+    masked = any(getattr(layer, "mask_zero", False) for layer in layers)
+    order, previous, mask_ops = [], None, set()
+    for depth in sorted(by_depth, reverse=True):  # the input is the deepest node, the output depth 0
+        nodes = []
+        for node in by_depth[depth]:
+            op = _node_layer(node)
+            # Keras 3 draws mask_zero's mask as its own NotEqual(ids, 0) node beside the Embedding.
+            if masked and _name(op) == "NotEqual" and [_name(_node_layer(p)) for p in node.parent_nodes] == ["InputLayer"]:
+                mask_ops.add(id(op))
+            else:
+                nodes.append(node)
+        parents = {id(_node_layer(parent)) for node in nodes for parent in node.parent_nodes} - mask_ops
+        if len(nodes) != 1 or (previous is not None and parents != {id(previous)}):
+            names = ", ".join(repr(_node_layer(node).name) for node in nodes)
+            raise UnsupportedLayerError(f"layer(s) {names} do not simply take the previous layer's output: "
+                                        "bilite converts a chain of layers (no branches, skips or shared "
+                                        "layers). Rebuild the model as one chain.")
+        previous = _node_layer(nodes[0])
+        if _name(previous) != "InputLayer":
+            order.append(previous)
+    if [id(layer) for layer in order] != [id(layer) for layer in layers]:
+        raise UnsupportedLayerError("the model's layer list and its graph disagree (a layer that is "
+                                    "not on the path from input to output?); rebuild it as one chain.")
     return layers
+
+
+def _node_layer(node):
+    return getattr(node, "operation", None) or node.layer  # Keras 3 / tf_keras
 
 
 def read_spec(model, flavour: str) -> ModelSpec:

@@ -56,7 +56,17 @@ class TargetRunner:
             runtime = find_runtime()
             return f"{runtime.name} {runtime.version} (host)"
         return self._run_json(["-c", "from bilite_device.runtime import find_runtime as f; import json; "
-                                     "r = f(); print(json.dumps(r.name + ' ' + r.version))"]) + " (device env)"
+                                     "r = f(); print(json.dumps(r.name + ' ' + r.version))"]) + f" ({self.where()})"
+
+    def where(self) -> str:
+        """The environment that runs the model: "host", or the device environment's folder."""
+        if self.python is None:
+            return "host"
+        env = Path(self.python).parent.parent  # .../ENV/bin/python
+        try:
+            return str(env.relative_to(Path.cwd()))
+        except ValueError:
+            return str(env)
 
     def fresh_scores(self, blob: bytes, meta: dict, ids: np.ndarray) -> np.ndarray:
         """Raw outputs for each row, each from a new interpreter (golden vectors)."""

@@ -99,6 +99,54 @@ def test_converter_crash_in_the_child_is_reported_and_the_parent_carries_on(tmp_
     assert list(seconds) == ["unrolled"] and 0 < seconds["unrolled"] < 600
 
 
+SOURCES = [("keras", "keras"), ("keras", "h5"), ("tf_keras", "keras"), ("tf_keras", "h5"), ("tf_keras", "savedmodel")]
+
+
+@pytest.mark.parametrize("flavour,fmt", SOURCES)
+def test_a_reloaded_sequential_model_reads_as_its_functional_twin(tmp_path, flavour, fmt):
+    """Bug: a Keras 3 Sequential reloaded from .keras was refused as "not a chain" (its layers'
+    first inbound nodes are from the rebuild, not from the model's graph)."""
+    mask = not (flavour == "keras" and fmt == "h5")  # Keras 3 cannot reload a masked .h5 (refused)
+    kw = dict(cell="gru", layers=2, mask=mask, head="sigmoid", length=10)
+    path = save_user_model(build_user_model(flavour, sequential=True, **kw), tmp_path, fmt, flavour)
+    loaded, loaded_flavour, _ = load_user_model(path)
+    spec = read_spec(loaded, loaded_flavour)
+    twin = read_spec(build_user_model(flavour, **kw), flavour)
+    assert spec.layers == twin.layers and [layer["kind"] for layer in spec.layers][:2] == ["embedding", "rnn"]
+    assert spec.layers[0]["mask_zero"] is mask
+    for got, want in zip(spec.weights, twin.weights, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_keras3_sequential_keras_file_bundles_exactly(tmp_path, texts):
+    """The reported case: keras.Sequential([Input, Embedding, Bidirectional(LSTM), Dense]) saved as .keras."""
+    model = build_user_model("keras", "lstm", head="sigmoid", length=16, sequential=True)
+    path = save_user_model(model, tmp_path, "keras", "keras")
+    write(tmp_path / "vocab.txt", ["<pad>", "<unk>"] + sorted({w for t in texts for w in t.lower().split()})[:298])
+    write(tmp_path / "labels.txt", ["ham", "spam"])
+    write(tmp_path / "samples.txt", texts[:200])
+    result = bundle_model(path, tmp_path / "vocab.txt", tmp_path / "labels.txt", tmp_path / "b",
+                          samples_path=tmp_path / "samples.txt",
+                          convert=ConvertConfig(form="while", quantization="float32"), log=lambda *_: None)
+    assert result.metadata["model"]["form"] == "while"
+    bundle = load_bundle(result.archive)
+    ids = bundle.tokenizer.encode_batch(texts[200:240])
+    keras_p = model.predict(ids, verbose=0)[:, 0]
+    device_p = np.array([bundle.predict(t).scores["spam"] for t in texts[200:240]])
+    assert np.abs(device_p - keras_p).max() <= 1e-4
+
+
+@pytest.mark.parametrize("flavour", ["keras", "tf_keras"])
+def test_a_branching_model_is_refused_as_not_a_chain(flavour):
+    k = __import__(flavour)
+    inputs = k.Input(shape=(8,), dtype="int32")
+    x = k.layers.Embedding(50, 4)(inputs)
+    skip = k.layers.Add()([k.layers.Bidirectional(k.layers.LSTM(3, return_sequences=True))(x), k.layers.Dense(6)(x)])
+    model = k.Model(inputs, k.layers.Dense(2, activation="softmax")(k.layers.GlobalAveragePooling1D()(skip)))
+    with pytest.raises(UnsupportedLayerError, match="chain of layers .no branches, skips"):
+        read_spec(model, flavour)
+
+
 def _refused(tmp_path, model, fmt="keras", flavour="keras", vocab_size=300):
     path = save_user_model(model, tmp_path, fmt, flavour)
     write(tmp_path / "vocab.txt", ["<pad>", "<unk>"] + [f"w{i}" for i in range(vocab_size - 2)])

@@ -11,29 +11,35 @@ VOCAB = 300
 
 
 def build_user_model(flavour="keras", cell="lstm", layers=1, merge="concat", mask=False, head="softmax",
-                     length=12, units=6, embed=8, labels=3, seed=0, vocab=VOCAB, extra=None):
-    """head: "sigmoid" (binary, one unit), "softmax" (``labels`` classes) or "tagging"."""
+                     length=12, units=6, embed=8, labels=3, seed=0, vocab=VOCAB, extra=None, sequential=False):
+    """head: "sigmoid" (binary, one unit), "softmax" (``labels`` classes) or "tagging".
+    ``sequential``: a ``Sequential`` model instead of a functional one (the same weights)."""
     if flavour == "keras":
         import keras as k
     else:
         import tf_keras as k
     L = k.layers
     rnn = {"lstm": L.LSTM, "gru": L.GRU, "simple_rnn": L.SimpleRNN}[cell]
-    inputs = k.Input(shape=(length,), dtype="int32")
-    x = L.Embedding(vocab, embed, mask_zero=mask)(inputs)
+    chain = [L.Embedding(vocab, embed, mask_zero=mask)]
     for i in range(layers):
         sequences = head == "tagging" or i < layers - 1
-        x = L.Bidirectional(rnn(units, return_sequences=sequences), merge_mode=merge)(x)
-        x = L.Dropout(0.1)(x)
+        chain += [L.Bidirectional(rnn(units, return_sequences=sequences), merge_mode=merge), L.Dropout(0.1)]
     if extra is not None:
-        x = extra(L)(x)
+        chain.append(extra(L))
     if head == "sigmoid":
-        x = L.Dense(1, activation="sigmoid")(x)
+        chain.append(L.Dense(1, activation="sigmoid"))
     elif head == "tagging":
-        x = L.TimeDistributed(L.Dense(labels, activation="softmax"))(x)
+        chain.append(L.TimeDistributed(L.Dense(labels, activation="softmax")))
     else:
-        x = L.Dense(labels, activation="softmax")(x)
-    model = k.Model(inputs, x)
+        chain.append(L.Dense(labels, activation="softmax"))
+    inputs = k.Input(shape=(length,), dtype="int32")
+    if sequential:
+        model = k.Sequential([inputs, *chain])
+    else:
+        x = inputs
+        for layer in chain:
+            x = layer(x)
+        model = k.Model(inputs, x)
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
     return model
