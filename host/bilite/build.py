@@ -25,6 +25,7 @@ from bilite_device.smoke import require_ok, run_smoke
 from bilite_device.tokenizer import Tokenizer, build_vocab
 
 from .bundle_writer import write_bundle
+from .destination import check_output
 from .card import render_bundle_docs
 from .compare import tflite_scores
 from .config import BuildConfig
@@ -169,6 +170,7 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
           device_python: str | None = None, test_set: Dataset | None = None, log=print) -> BuildResult | None:
     """None on a multi-worker worker that is not the chief (it trains; the chief writes the bundle)."""
     t0 = time.perf_counter()
+    check_output(out_dir, name)
     cfg_tok, cfg_model, cfg_train, cfg_conv = config.tokenizer, config.model, config.train, config.convert
     if test_set is None:
         train, val, test = stratified_split(dataset, cfg_train.seed, cfg_train.validation_fraction,

@@ -24,6 +24,7 @@ from bilite_device.tokenizer import Tokenizer, build_vocab, normalize_token
 from .build import BuildResult, bundle_files, choose_model, finish, library_versions
 from .config import BuildConfig
 from .conllu import TaggedCorpus
+from .destination import check_output
 from .golden import make_golden
 from .metrics import classification_metrics
 from .prune import prune_after_training
@@ -68,6 +69,7 @@ def build_tagger(train: TaggedCorpus, val: TaggedCorpus, test: TaggedCorpus, con
                  out_dir, name: str | None = None, device_python: str | None = None,
                  log=print) -> BuildResult:
     t0 = time.perf_counter()
+    check_output(out_dir, name)
     config = tagger_config(config)
     cfg_tok, cfg_model, cfg_train = config.tokenizer, config.model, config.train
     labels = train.tag_names()

@@ -20,6 +20,7 @@ from pathlib import Path
 from bilite_device.bundle_files import format_checksums
 from bilite_device.schema import CHECKSUMS_FILE
 
+from .destination import check_destination
 from .errors import BiliteError
 
 
@@ -55,7 +56,7 @@ def archive_size(out_dir, files: dict[str, bytes], mtime: int = 0) -> int:
 
 def write_bundle(out_dir, files: dict[str, bytes], mtime: int = 0, verify=None) -> tuple[Path, Path]:
     """Write ``out_dir`` and ``out_dir.tar.gz`` atomically; ``verify(path)`` runs on the staged copy."""
-    out_dir = Path(out_dir).resolve()
+    out_dir = check_destination(out_dir)  # again: the folder may have changed since the build began
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     files = with_checksums(files)
@@ -63,29 +64,31 @@ def write_bundle(out_dir, files: dict[str, bytes], mtime: int = 0, verify=None) 
     archive = out_dir.with_name(out_dir.name + ".tar.gz")
     tmp_archive = parent / (staging.name + ".tar.gz.tmp")
     os.chmod(staging, 0o755)  # mkdtemp makes it 0700; a bundle is meant to be read by others
+    old = None
     try:
         for name, blob in files.items():
             (staging / name).write_bytes(blob)
         if verify is not None:
             verify(staging)
         tmp_archive.write_bytes(_archive_bytes(out_dir.name, files, mtime))
-        old = None
         if out_dir.exists():
-            is_bundle = out_dir.is_dir() and (out_dir / CHECKSUMS_FILE).exists()
-            if not is_bundle and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-                raise BiliteError(
-                    f"{out_dir} exists and is not a bilite bundle; refusing to replace it. "
-                    "Choose another --out."
-                )
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
             os.rename(out_dir, old / "bundle")
-        os.rename(staging, out_dir)
-        os.replace(tmp_archive, archive)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.rename(staging, out_dir)
+            os.replace(tmp_archive, archive)
+        except OSError as exc:
+            # Put the old bundle back: a failed write must leave what was there before.
+            if out_dir.exists() and not staging.exists():
+                os.rename(out_dir, staging)
+            if old is not None:
+                os.rename(old / "bundle", out_dir)
+            raise BiliteError(f"could not put the bundle in place at {out_dir} ({exc}); the previous "
+                              "contents were left as they were.") from None
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        for leftover in (staging, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
         if tmp_archive.exists():
             tmp_archive.unlink()
     return out_dir, archive

@@ -8,6 +8,10 @@ class ConfigError(BiliteError):
     """Build options that contradict each other or cannot work."""
 
 
+class DestinationError(ConfigError):
+    """An --out (or --name) that bilite may not write, or whose contents it would destroy."""
+
+
 class DataError(BiliteError):
     """A dataset file that cannot be read as labelled text."""
 

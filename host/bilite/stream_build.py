@@ -119,8 +119,11 @@ def build_streaming(source: StreamSource, config, out_dir, name: str | None = No
                     device_python: str | None = None, test_source: StreamSource | None = None, log=print):
     """The streamed classifier build; returns build.BuildResult, or None on a non-chief worker."""
     from .build import TrainedClassifier, ship_classifier
+    from .destination import check_output
     from .distributed import train_on_datasets
     from .keras_model import sigmoid_head
+
+    check_output(out_dir, name)
 
     t0 = time.perf_counter()
     cfg_tok, cfg_model, cfg_train = config.tokenizer, config.model, config.train

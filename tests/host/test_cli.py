@@ -53,3 +53,16 @@ def test_inspect_refuses_a_damaged_bundle(tmp_path):
     (copy / "labels.txt").write_text("spam\nham\n")
     result = CliRunner().invoke(main, ["inspect", str(copy)])
     assert result.exit_code == 1 and re.search(r"checksum mismatch.*labels\.txt", result.output)
+
+
+def test_a_bad_out_or_name_fails_before_training(tmp_path):
+    """Bugs: an --out below a file failed with a traceback after training and conversion; a --name
+    with a newline went into the device's systemd unit."""
+    data = ROOT / "data" / "sms_spam_collection" / "SMSSpamCollection"
+    (tmp_path / "afile").write_text("x")
+    result = CliRunner().invoke(main, ["build", str(data), "--out", str(tmp_path / "afile" / "sub")])
+    assert result.exit_code == 1 and "afile is a file, not a folder" in result.output
+    assert "training:" not in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["build", str(data), "--out", str(tmp_path / "b"), "--name", "a\nExecStart=x"])
+    assert result.exit_code == 1 and "must be one printable line" in result.output
+    assert "training:" not in result.output and not (tmp_path / "b").exists()
