@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -37,11 +38,20 @@ class _BiliteGroup(click.Group):
     """Turns any BiliteError into one clear line on stderr and exit status 1."""
 
     def invoke(self, ctx):
+        # SIGTERM (kill, timeout, systemd) would end the process on the spot, orphaning a converter
+        # child and leaving its temporary files; as SystemExit it unwinds like Ctrl-C: subprocess.run
+        # kills its child, temporary and staging folders are removed, no bundle is half-written.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             return super().invoke(ctx)
         except BiliteError as exc:
             click.echo(f"bilite: error: {exc}", err=True)
             sys.exit(1)
+
+
+def _exit_on_sigterm(signum, frame):
+    click.echo("bilite: terminated (SIGTERM); cleaned up, nothing was written", err=True)
+    sys.exit(128 + signum)
 
 
 @click.group(cls=_BiliteGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -251,3 +251,38 @@ def test_labels_must_match_the_head(tmp_path):
     with pytest.raises(VocabularyError, match="unknown-token entry"):
         write(tmp_path / "vocab2.txt", ["<pad>", "a", "b"])
         bundle_model(path, tmp_path / "vocab2.txt", tmp_path / "labels.txt", tmp_path / "b", log=lambda *_: None)
+
+
+def test_sigterm_during_conversion_kills_the_child_and_cleans_up(tmp_path):
+    """Bug: SIGTERM left the bilite.spec_convert child running and its temporary folder behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = save_user_model(build_user_model("keras", "lstm", length=8), tmp_path, "keras", "keras")
+    write(tmp_path / "vocab.txt", ["<pad>", "<unk>", "a"])
+    write(tmp_path / "labels.txt", ["a", "b", "c"])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "bilite.cli", "bundle", "--model", str(path), "--vocab",
+                             str(tmp_path / "vocab.txt"), "--labels", str(tmp_path / "labels.txt"),
+                             "--out", str(tmp_path / "b")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "TMPDIR": str(scratch)})
+    for line in proc.stdout:
+        if line.startswith("converting"):
+            break
+    children = []
+    for _ in range(200):  # the child converter is up once its temporary folder exists
+        children = [d for d in scratch.iterdir() if d.name.startswith("bilite-spec-convert-")]
+        if children:
+            break
+        time.sleep(0.05)
+    assert children, "the conversion child never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err[-800:]
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(scratch) not in ps and list(scratch.iterdir()) == []
+    assert not (tmp_path / "b").exists() and not (tmp_path / "b.tar.gz").exists()
