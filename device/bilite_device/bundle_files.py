@@ -71,14 +71,135 @@ def _member_name(member: tarfile.TarInfo) -> str:
     return parts[-1]
 
 
+# First bytes of the containers ``tarfile.open(mode="r:*")`` reads; anything else is not an archive.
+_COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+# After the end-of-archive block a tar holds only zero padding (tarfile pads to 10 KB records).
+# Draining it lets gzip check its CRC and length; past this much it is not padding, and the
+# members are checksummed anyway, so reading (or decompressing) further buys nothing.
+_MAX_TRAILER_BYTES = 1024 * 1024
+
+
+def _head(path: Path, n: int = 512) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(n)
+
+
+def archive_kind(head: bytes) -> str | None:
+    """"gzip", "bzip2", "xz" or "tar" for the first bytes of an archive; None for anything else."""
+    for magic, kind in _COMPRESSED_MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return "tar" if head[257:262] == b"ustar" else None
+
+
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged archive raises: tarfile's own errors, but also zlib.error, EOFError
+    (a cut-off stream), OSError (gzip's BadGzipFile for a bad CRC or header) and LZMAError, which
+    tarfile lets through from ``extractfile().read()``. Evaluated only when something was raised."""
+    import tarfile
+    import zlib
+
+    errors: tuple[type[BaseException], ...] = (tarfile.TarError, zlib.error, EOFError, OSError)
+    try:
+        import lzma
+
+        errors += (lzma.LZMAError,)
+    except ImportError:  # a Python built without lzma cannot open .tar.xz in the first place
+        pass
+    return errors
+
+
+def _corrupt(path: Path, detail: str) -> ArchiveError:
+    return ArchiveError(
+        f"bundle archive {path} is corrupt or truncated ({detail}); the file was damaged or cut "
+        "short in transit or on disk. Re-download or re-copy it from the build machine (its sha256 "
+        "should match there), or rebuild it."
+    )
+
+
+def _unreadable(path: Path, exc: BaseException) -> BundleError:
+    """The error for an archive that raised while being read: corrupt, or not an archive at all."""
+    from .tflite_file import is_tflite
+
+    text = str(exc).strip()
+    first = text.splitlines()[0].rstrip(":") if text else ""
+    kind = type(exc).__name__
+    if kind == "error":  # zlib.error says only "error"
+        kind = f"{type(exc).__module__}.error"
+    detail = f"{kind}: {first}" if first else kind
+    try:
+        head = _head(path)
+    except OSError:
+        head = b""
+    if archive_kind(head) is None:
+        if is_tflite(head):
+            return BundleError(
+                f"{path} is a bare TFLite model, not a bundle: this needs a bundle folder or the "
+                ".tar.gz that `bilite build` writes (`bilite-device info` and `bilite inspect` also "
+                "read bare .tflite files)."
+            )
+        return BundleError(
+            f"{path} is not a bundle archive: {_seen(head)}, neither gzip-compressed nor a tar "
+            "archive. Expected a bundle folder or the .tar.gz that `bilite build` writes; if this "
+            "was one, the copy is damaged: re-copy it."
+        )
+    # It starts like an archive, so whatever failed is damage inside it.
+    return _corrupt(path, detail)
+
+
+def _seen(head: bytes) -> str:
+    return "it is an empty file" if not head else f"it starts with {head[:8]!r}"
+
+
+def is_bare_tflite(path) -> bool:
+    """For ``info`` / ``inspect``, which take a bundle or a bare model: is ``path`` a model file?
+
+    A model is recognised by its flatbuffer identifier whatever its suffix; a ``.tflite`` file is
+    treated as a model even when damaged, so its error names the file. A file that is neither a
+    model nor an archive is refused here, saying what is accepted (the bundle reader alone would
+    only say it is not a bundle).
+    """
+    from .tflite_file import is_tflite
+
+    path = Path(path)
+    if not path.is_file():
+        return False  # a folder (or nothing): the bundle reader says what is wrong with it
+    try:
+        head = _head(path)
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if is_tflite(head) or path.suffix.lower() == ".tflite":
+        return True
+    if archive_kind(head) is None:
+        raise BundleError(
+            f"cannot inspect {path}: {_seen(head)}, which is neither a bundle archive nor a TFLite "
+            "model. Pass a bundle folder, a bundle .tar.gz or a .tflite model file; if this was "
+            "one of those, the copy is damaged: re-copy it."
+        )
+    return False
+
+
 def _read_archive(path: Path) -> dict[str, bytes]:
     import tarfile  # only archives need it (~13 ms of a device's cold start)
+
+    class _Info(tarfile.TarInfo):
+        """Records why tarfile stopped iterating: past the first member it ends the iteration
+        silently at a damaged or cut-off header, which would otherwise surface as a bundle
+        "missing" the members after it instead of as a corrupt archive."""
+
+        @classmethod
+        def fromtarfile(cls, tar):
+            try:
+                return super().fromtarfile(tar)
+            except tarfile.HeaderError as exc:
+                tar.bilite_stop = exc
+                raise
 
     files: dict[str, bytes] = {}
     total = 0
     tops: set[str] = set()
     try:
-        with tarfile.open(path, mode="r:*") as tar:
+        with tarfile.open(path, mode="r:*", tarinfo=_Info) as tar:
             for count, member in enumerate(tar):
                 if count >= MAX_FILES:
                     raise ArchiveError(f"{path} holds more than {MAX_FILES} members; refusing it.")
@@ -102,14 +223,34 @@ def _read_archive(path: Path) -> dict[str, bytes]:
                 # Read at most the declared size + 1: a member that lies about its size is caught.
                 blob = handle.read(member.size + 1) if handle else b""
                 if len(blob) != member.size:
-                    raise ArchiveError(f"archive member {name!r} is not the size it declares.")
+                    raise _corrupt(path, f"member {name!r} holds {len(blob)} bytes but its header "
+                                         f"declares {member.size}")
                 files[name] = blob
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else type(exc).__name__
-        raise BundleError(
-            f"cannot read bundle archive {path}: {first} (expected a bundle directory or the "
-            ".tar.gz that `bilite build` writes). Re-copy it, or rebuild it."
-        ) from None
+            stop = getattr(tar, "bilite_stop", None)
+            if not isinstance(stop, tarfile.EOFHeaderError):
+                # EOFHeaderError is the all-zero end-of-archive block; anything else (a header
+                # with a bad checksum, a cut-off header, no end block) is damage.
+                if stop is None or isinstance(stop, tarfile.EmptyHeaderError):
+                    why = f"the tar data ends at byte {tar.offset} with no end-of-archive block"
+                elif isinstance(stop, tarfile.TruncatedHeaderError):
+                    why = f"the tar data ends inside the header at byte {tar.offset}"
+                else:
+                    why = f"the tar header at byte {tar.offset} is damaged: {stop}"
+                raise _corrupt(path, why)
+            # Read what is left to the end, so gzip verifies its CRC and length (a flipped bit in
+            # the compressed stream is otherwise only noticed if it lands in a member).
+            left = _MAX_TRAILER_BYTES
+            while left > 0:
+                chunk = tar.fileobj.read(min(left, 64 * 1024))
+                if not chunk:
+                    break
+                left -= len(chunk)
+    except PermissionError:
+        raise  # read_bundle_files says "cannot read": the file is fine, the permissions are not
+    except BundleError:
+        raise
+    except _stream_errors() as exc:
+        raise _unreadable(path, exc) from None
     return files
 
 

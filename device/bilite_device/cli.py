@@ -13,10 +13,11 @@ from pathlib import Path
 
 from . import __version__
 from .bundle import ClassifierOptions, load_bundle
+from .bundle_files import is_bare_tflite
 from .errors import BiliteError, InputError
 from .install import install, rollback, status
 from .smoke import require_ok, run_smoke
-from .tflite_file import read_tflite_facts
+from .tflite_file import read_tflite_file
 
 
 def _positive(name: str, most: int | None = None):
@@ -126,9 +127,8 @@ def cmd_tag(args) -> int:
 
 def cmd_info(args) -> int:
     path = Path(args.path)
-    if path.suffix == ".tflite" and path.is_file():
-        facts = read_tflite_facts(path.read_bytes()).to_json()
-        info = {"model": facts}
+    if is_bare_tflite(path):
+        info = {"model": read_tflite_file(path).to_json()}
     else:
         bundle = load_bundle(path)
         meta = bundle.metadata.raw

@@ -22,7 +22,8 @@ class SchemaError(BundleError):
 
 
 class ArchiveError(BundleError):
-    """A bundle archive holds something unsafe (paths outside, links, devices) or is too big."""
+    """A bundle archive holds something unsafe (paths outside, links, devices), is too big, or is
+    corrupt or truncated (a damaged gzip/tar stream)."""
 
 
 class RuntimeMissingError(BiliteError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ._schema_enums import BUILTIN_OPERATORS, TENSOR_TYPES
 from .errors import ModelError
@@ -147,12 +148,38 @@ def _tensor(table: _Table) -> TensorInfo:
     )
 
 
-def read_tflite_facts(model: bytes) -> TfliteFacts:
-    """Ops (with versions and counts), I/O tensors, variable tensors and min runtime version."""
-    if len(model) < 8 or model[4:8] != b"TFL3":
+TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer file identifier, bytes 4..8 of every .tflite file
+
+
+def is_tflite(head: bytes) -> bool:
+    """Whether ``head`` (at least the first 8 bytes of a file) starts a TFLite flatbuffer."""
+    return len(head) >= 8 and bytes(head[4:8]) == TFLITE_IDENTIFIER
+
+
+def read_tflite_file(path) -> TfliteFacts:
+    """Facts of a bare ``.tflite`` file; errors name the file and give advice for a bare model."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return read_tflite_facts(blob, source=str(path))
+
+
+def read_tflite_facts(model: bytes, source: str | None = None) -> TfliteFacts:
+    """Ops (with versions and counts), I/O tensors, variable tensors and min runtime version.
+
+    ``source``: the path of a bare model file; without it the bytes are a bundle's model.tflite.
+    The two need different names and fixes in their messages (a bare file was not built by
+    ``bilite build``, so "rebuild the bundle" would point the user at the wrong thing).
+    """
+    what = source if source is not None else "model.tflite"
+    if not is_tflite(model):
+        fix = ("Pass a model written by the TFLite converter (or inspect a bundle folder or a bundle "
+               ".tar.gz instead)." if source is not None else "Rebuild the bundle with `bilite build`.")
         raise ModelError(
-            f"model.tflite is not a TFLite flatbuffer (seen {len(model)} bytes, identifier "
-            f"{bytes(model[4:8])!r}; expected b'TFL3'). Rebuild the bundle with `bilite build`."
+            f"{what} is not a TFLite flatbuffer (seen {len(model)} bytes, identifier "
+            f"{bytes(model[4:8])!r}; expected {TFLITE_IDENTIFIER!r} at bytes 4-8). {fix}"
         )
     try:
         root = _Table(model, struct.unpack_from("<I", model, 0)[0])
@@ -183,9 +210,11 @@ def read_tflite_facts(model: bytes) -> TfliteFacts:
                 raw = buffers[meta.scalar(1, "I", 0)].bytes_(0)
                 min_runtime = raw.split(b"\0", 1)[0].decode("ascii", "replace") or None
     except (struct.error, IndexError) as exc:
+        fix = ("Copy the file again, or convert the model again." if source is not None
+               else "Re-copy the bundle or rebuild it with `bilite build`.")
         raise ModelError(
-            f"model.tflite is truncated or corrupt ({len(model)} bytes; flatbuffer read failed: "
-            f"{exc}). Re-copy the bundle or rebuild it with `bilite build`."
+            f"{what} is truncated or corrupt ({len(model)} bytes; flatbuffer read failed: "
+            f"{exc}). {fix}"
         ) from exc
     ops = tuple(OpUse(n, v, c) for (n, v), c in sorted(counts.items()))
     return TfliteFacts(

@@ -68,7 +68,10 @@ def _read_sms(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _read_table(path: Path, delimiter: str, text_col: str, label_col: str):
-    with path.open(encoding="utf-8", newline="") as handle:
+    # utf-8-sig: spreadsheet programs (Excel's "CSV UTF-8") start the file with a byte-order mark,
+    # which plain utf-8 would glue onto the first column's name ('\ufefftext'). The streaming
+    # reader (streaming._header) decodes the header the same way, so both paths see one header.
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
         header = reader.fieldnames or []
         missing = [c for c in (text_col, label_col) if c not in header]

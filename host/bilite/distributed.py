@@ -46,6 +46,8 @@ class WorkerRole:
     index: int = 0
     workers: int = 1  # training processes in the cluster, the chief included
     has_chief_task: bool = False  # the cluster names a separate "chief" task
+    addresses: tuple[str, ...] = ()  # every member's host:port, chief first (for the waiting log line)
+    address: str = ""  # this process's own host:port
 
     @property
     def rank(self) -> int:
@@ -64,8 +66,36 @@ class WorkerRole:
 SINGLE_PROCESS = WorkerRole()
 
 
+def _check_address(address, where: str) -> str:
+    """``address`` if it is "host:port" with a port in 1..65535, else a ConfigError. Checked here
+    because TensorFlow does not: a bad port or a missing colon fails deep in gRPC, or the
+    worker waits forever for a peer that can never answer."""
+    fix = (f"give every member as a string \"host:port\" with a port from 1 to 65535, for example "
+           f"{TF_CONFIG_EXAMPLE}")
+    if not isinstance(address, str):
+        raise ConfigError(f"TF_CONFIG {where} is {address!r} ({type(address).__name__}); expected a "
+                          f"string \"host:port\". Fix TF_CONFIG: {fix}")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port:
+        raise ConfigError(f"TF_CONFIG {where} is {address!r}, which has no \"host:port\" form. Fix "
+                          f"TF_CONFIG: {fix}")
+    if any(c.isspace() for c in address):
+        raise ConfigError(f"TF_CONFIG {where} is {address!r}, which holds whitespace. Fix TF_CONFIG: {fix}")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ConfigError(f"TF_CONFIG {where} is {address!r}: an IPv6 host goes in brackets, as in "
+                          "\"[::1]:12345\". Fix TF_CONFIG accordingly")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"TF_CONFIG {where} is {address!r}: port {port!r} is not a whole number from "
+                          f"1 to 65535. Fix TF_CONFIG: {fix}")
+    return address
+
+
 def parse_tf_config(text: str | None) -> WorkerRole:
-    """This process's role from TF_CONFIG, or a ConfigError saying what is wrong and how to fix it."""
+    """This process's role from TF_CONFIG, or a ConfigError saying what is wrong and how to fix it.
+
+    Everything TensorFlow would otherwise find out late (an InvalidArgumentError from gRPC, a
+    ValueError from the cluster resolver) or never (a duplicate address or an unusable port: the
+    worker waits for a peer that cannot exist) is checked here, before TensorFlow starts."""
     if not text:
         raise ConfigError("--strategy multiworker needs the TF_CONFIG environment variable (JSON naming the "
                           f"cluster's workers and this process's task); it is unset or empty. Set it on "
@@ -86,13 +116,62 @@ def parse_tf_config(text: str | None) -> WorkerRole:
     if set(cluster) - {"worker", "chief"}:
         raise ConfigError(f"TF_CONFIG names task types {sorted(set(cluster) - {'worker', 'chief'})}; "
                           "MultiWorkerMirroredStrategy uses only 'worker' (and optionally one 'chief')")
-    task_type, index = task.get("type"), task.get("index", 0)
+    if len(chiefs) > 1:
+        raise ConfigError(f"TF_CONFIG's cluster names {len(chiefs)} chiefs {chiefs}; expected at most one "
+                          "(or none: worker 0 is then the chief). Fix TF_CONFIG")
+    seen: dict[str, str] = {}
+    for kind, members in (("chief", chiefs), ("worker", workers)):
+        for i, address in enumerate(members):
+            where = f"cluster.{kind}[{i}]"
+            _check_address(address, where)
+            if address in seen:
+                raise ConfigError(f"TF_CONFIG {where} is {address!r}, the same address as {seen[address]}; "
+                                  "every worker needs its own host:port (on one machine, another port). "
+                                  "Fix TF_CONFIG")
+            seen[address] = where
+    task_type, index = task.get("type"), task.get("index")
     members = {"worker": workers, "chief": chiefs}.get(task_type)
-    if members is None or not isinstance(index, int) or not 0 <= index < len(members) or len(chiefs) > 1:
+    if members is None or not members:
+        raise ConfigError(f"TF_CONFIG's task {task} has type {task_type!r}, which does not name a member of "
+                          f"the cluster (workers {len(workers)}, chiefs {len(chiefs)}); expected type "
+                          "'worker'" + (" or 'chief'" if chiefs else "") + f", for example {TF_CONFIG_EXAMPLE}")
+    if "index" not in task:
+        raise ConfigError(f"TF_CONFIG's task {task} has no \"index\"; expected the position of this "
+                          f"process in cluster.{task_type} (0 to {len(members) - 1}), for example "
+                          f"{TF_CONFIG_EXAMPLE}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(members):
         raise ConfigError(f"TF_CONFIG's task {task} does not name a member of the cluster (workers "
-                          f"{len(workers)}, chiefs {len(chiefs)}, at most one chief); expected a type "
-                          "'worker' with an index below the number of workers")
-    return WorkerRole(task_type, index, len(workers) + len(chiefs), bool(chiefs))
+                          f"{len(workers)}, chiefs {len(chiefs)}): index {index!r} must be a whole number "
+                          f"from 0 to {len(members) - 1}, this process's position in cluster.{task_type}")
+    return WorkerRole(task_type, index, len(workers) + len(chiefs), bool(chiefs),
+                      tuple(chiefs) + tuple(workers), (chiefs if task_type == "chief" else workers)[index])
+
+
+def _peers(role: WorkerRole) -> list[str]:
+    return [a for a in role.addresses if a != role.address]
+
+
+def _create_multiworker_strategy(tf, role: WorkerRole, log):
+    """MultiWorkerMirroredStrategy(), announced, and stoppable with Ctrl-C while it waits.
+
+    Its constructor blocks in a C++ collective until every worker in TF_CONFIG has started; Python's
+    SIGINT handler only runs between bytecodes, so Ctrl-C did nothing for as long as a peer was
+    absent. Nothing has been written yet at this point, so the default action (end the process)
+    is safe; Python's handler is restored once the cluster is up."""
+    import signal
+    import threading
+
+    peers = _peers(role)
+    if peers:
+        log(f"waiting for worker(s) {', '.join(peers)} (TF_CONFIG) to start; this process listens on "
+            f"{role.address}. It waits until they all run: start them, or press Ctrl-C to stop")
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL) if in_main else None
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def start_strategy(strategy_name: str, role: WorkerRole, log=print):
@@ -103,7 +182,7 @@ def start_strategy(strategy_name: str, role: WorkerRole, log=print):
     if strategy_name == "multiworker":
         import tf_keras
 
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = _create_multiworker_strategy(tf, role, log)
         log(f"strategy: MultiWorkerMirroredStrategy, this process is {role.describe()}, "
             f"{strategy.num_replicas_in_sync} replicas in all (trained with tf_keras)")
         return strategy, tf_keras

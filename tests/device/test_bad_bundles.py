@@ -211,7 +211,7 @@ def test_archive_with_many_members_is_refused(tmp_path):
 def test_not_an_archive(tmp_path):
     path = tmp_path / "x.tar.gz"
     path.write_bytes(b"definitely not gzip")
-    with pytest.raises(BundleError, match="cannot read bundle archive"):
+    with pytest.raises(BundleError, match="is not a bundle archive: it starts with b'definite'"):
         load_bundle(path)
 
 

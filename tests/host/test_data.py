@@ -84,3 +84,19 @@ def test_corrupt_gzip_conllu_is_a_data_error(tmp_path):
     bad.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
     with pytest.raises(DataError, match="cannot read"):
         load_conllu(bad)
+
+
+@pytest.mark.parametrize("name, sep", [("bom.csv", ","), ("bom.tsv", "\t")])
+def test_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path, name, sep):
+    # Excel's "CSV UTF-8" starts with a BOM; it used to make the header '\ufefftext' in memory,
+    # while --stream (which decodes the header as utf-8-sig) read the same file fine.
+    from bilite.streaming import open_source
+
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + f"text{sep}label\nhello{sep}a\nworld{sep}b\n".encode())
+    ds = load_dataset(path)
+    assert ds.texts == ["hello", "world"] and ds.labels == ["a", "b"]
+    assert open_source(path).columns == (0, 1)  # the streaming reader agrees on the header
+    # a BOM is stripped only at the start of the file; a column named '\ufeffx' elsewhere stays
+    path.write_bytes(f"label{sep}text\na{sep}\ufeffhi\nb{sep}yo\n".encode())
+    assert load_dataset(path).texts == ["\ufeffhi", "yo"]

@@ -239,3 +239,76 @@ def test_worker_roles_from_tf_config():
     assert [(r.rank, r.is_chief, r.workers) for r in roles] == [(0, True, 3), (1, False, 3), (2, False, 3)]
     plain = parse_tf_config('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}')
     assert (plain.rank, plain.is_chief, plain.describe()) == (1, False, "worker 1 (2 workers)")
+
+
+def _tf_config(workers, task=None, chiefs=None):
+    cluster = {"worker": workers, **({"chief": chiefs} if chiefs is not None else {})}
+    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0} if task is None else task})
+
+
+# Each of these used to reach TensorFlow: "nocolon" an InvalidArgumentError from gRPC, a task
+# without an index a ValueError, an integer address a TypeError; duplicates and port 99999 made
+# the worker wait forever. Now each is a ConfigError naming TF_CONFIG and the bad value.
+@pytest.mark.parametrize("tf_config, message", [
+    (_tf_config(["nocolon", "b:2"]), "cluster.worker[0] is 'nocolon', which has no \"host:port\" form"),
+    (_tf_config([12345, "b:2"]), "cluster.worker[0] is 12345 (int); expected a string \"host:port\""),
+    (_tf_config(["a:1", None]), "cluster.worker[1] is None (NoneType)"),
+    (_tf_config(["a:99999", "b:2"]), "port '99999' is not a whole number from 1 to 65535"),
+    (_tf_config(["a:0", "b:2"]), "port '0' is not a whole number from 1 to 65535"),
+    (_tf_config(["a:http", "b:2"]), "port 'http' is not a whole number"),
+    (_tf_config(["a:", "b:2"]), "has no \"host:port\" form"),
+    (_tf_config([":5", "b:2"]), "has no \"host:port\" form"),
+    (_tf_config(["a :5", "b:2"]), "holds whitespace"),
+    (_tf_config(["::1:5", "b:2"]), "an IPv6 host goes in brackets"),
+    (_tf_config(["a:1", "a:1"]), "cluster.worker[1] is 'a:1', the same address as cluster.worker[0]"),
+    (_tf_config(["a:1"], chiefs=["a:1"]), "cluster.worker[0] is 'a:1', the same address as cluster.chief[0]"),
+    (_tf_config(["a:1", "b:2"], task={"type": "worker"}), "has no \"index\""),
+    (_tf_config(["a:1", "b:2"], task={"type": "worker", "index": "0"}), "index '0' must be a whole number from 0 to 1"),
+    (_tf_config(["a:1", "b:2"], task={"type": "worker", "index": True}), "index True must be a whole number"),
+    (_tf_config(["a:1", "b:2"], task={"type": "worker", "index": -1}), "index -1 must be a whole number from 0 to 1"),
+    (_tf_config(["a:1", "b:2"], task={"type": "ps", "index": 0}), "has type 'ps', which does not name a member"),
+    (_tf_config(["a:1", "b:2"], task={"index": 0}), "has type None"),
+    (_tf_config(["a:1", "b:2"], task={"type": "chief", "index": 0}), "has type 'chief', which does not name"),
+    (_tf_config(["a:1"], task={"type": "chief", "index": 1}, chiefs=["c:1"]), "index 1 must be a whole number from 0 to 0"),
+    (_tf_config(["a:1"], chiefs=["c:1", "d:1"]), "names 2 chiefs"),
+])
+def test_tf_config_addresses_and_task_are_checked_before_tensorflow(tf_config, message):
+    from bilite.distributed import parse_tf_config
+    from bilite.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_tf_config(tf_config)
+    assert message in str(caught.value) and "TF_CONFIG" in str(caught.value)
+
+
+@pytest.mark.parametrize("address", ["localhost:1", "10.0.0.2:65535", "[::1]:12345", "worker-1.example.org:2222"])
+def test_good_tf_config_addresses_are_accepted(address):
+    from bilite.distributed import parse_tf_config
+
+    role = parse_tf_config(_tf_config(["a:1", address], task={"type": "worker", "index": 1}))
+    assert (role.rank, role.address, role.addresses) == (1, address, ("a:1", address))
+
+
+def test_waiting_for_workers_is_announced_and_ctrl_c_can_stop_it():
+    """The strategy's constructor blocks in C++ until every peer runs: the log names the peers, and
+    SIGINT has its default action (end the process) for exactly that long."""
+    import signal
+
+    from bilite.distributed import _create_multiworker_strategy, parse_tf_config
+
+    role = parse_tf_config(_tf_config(["a:1", "b:2"], chiefs=["c:3"], task={"type": "worker", "index": 0}))
+    seen = {}
+
+    class FakeTf:
+        class distribute:
+            @staticmethod
+            def MultiWorkerMirroredStrategy():
+                seen["handler"] = signal.getsignal(signal.SIGINT)
+                return "strategy"
+
+    lines = []
+    before = signal.getsignal(signal.SIGINT)
+    assert _create_multiworker_strategy(FakeTf, role, lines.append) == "strategy"
+    assert seen["handler"] is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is before
+    assert lines == ["waiting for worker(s) c:3, b:2 (TF_CONFIG) to start; this process listens on a:1. "
+                     "It waits until they all run: start them, or press Ctrl-C to stop"]
