@@ -50,7 +50,7 @@ def _guess_format(path: Path) -> str:
 
 def _read_sms(path: Path) -> tuple[list[str], list[str]]:
     texts, labels = [], []
-    with path.open(encoding="utf-8", newline="\n") as handle:
+    with path.open(encoding="utf-8-sig", newline="\n") as handle:  # a BOM: see _read_table
         for number, line in enumerate(handle, 1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -89,7 +89,7 @@ def _read_table(path: Path, delimiter: str, text_col: str, label_col: str):
 
 def _read_jsonl(path: Path, text_col: str, label_col: str):
     texts, labels = [], []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:  # a BOM: see _read_table
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue

@@ -89,7 +89,9 @@ class StreamSource:
     def parse(self, line: bytes, where: str = "") -> tuple[str, str] | None:
         """(text, label) of one line without its line break; None for a blank line."""
         try:
-            text_line = line.decode("utf-8")
+            # utf-8-sig: a file saved with a byte-order mark has it on its first line only; the
+            # in-memory readers (data.py) open files as utf-8-sig, so both paths read one label.
+            text_line = line.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise DataError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
         if not text_line.strip():

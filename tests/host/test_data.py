@@ -100,3 +100,17 @@ def test_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path, name, se
     # a BOM is stripped only at the start of the file; a column named '\ufeffx' elsewhere stays
     path.write_bytes(f"label{sep}text\na{sep}\ufeffhi\nb{sep}yo\n".encode())
     assert load_dataset(path).texts == ["\ufeffhi", "yo"]
+
+
+@pytest.mark.parametrize("name, body", [("bom.txt", "ham\thello\nspam\tworld\n"),
+                                        ("bom.jsonl", '{"text": "hello", "label": "ham"}\n'
+                                                      '{"text": "world", "label": "spam"}\n')])
+def test_byte_order_mark_in_sms_and_jsonl_files_is_dropped_in_memory_and_streamed(tmp_path, name, body):
+    """Bug: a BOM made the first SMS label '\\ufeffham' (a third label) and broke a JSONL file's first line."""
+    from bilite.streaming import iter_records, open_source
+
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    ds = load_dataset(path)
+    assert ds.texts == ["hello", "world"] and ds.labels == ["ham", "spam"]
+    assert [(text, label) for _, text, label in iter_records(open_source(path))] == list(zip(ds.texts, ds.labels))
