@@ -68,7 +68,8 @@ def find_runtime() -> Runtime:
         # The module's own __version__ avoids importing importlib.metadata (~40 ms of cold start).
         version = getattr(importlib.import_module(module.rsplit(".", 1)[0]), "__version__", None)
         if not version:
-            
+            from importlib import metadata as _dist  # only now: it costs start-up time
+
             try:
                 version = _dist.version(dist)
             except _dist.PackageNotFoundError:

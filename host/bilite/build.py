@@ -171,7 +171,7 @@ def build(dataset: Dataset, config: BuildConfig, out_dir, name: str | None = Non
     """None on a multi-worker worker that is not the chief (it trains; the chief writes the bundle)."""
     t0 = time.perf_counter()
     check_output(out_dir, name)
-    cfg_tok, cfg_model, cfg_train, cfg_conv = config.tokenizer, config.model, config.train, config.convert
+    cfg_tok, cfg_model, cfg_train = config.tokenizer, config.model, config.train
     if test_set is None:
         train, val, test = stratified_split(dataset, cfg_train.seed, cfg_train.validation_fraction,
                                             cfg_train.test_fraction)
@@ -232,7 +232,7 @@ def ship_classifier(trained: TrainedClassifier, config: BuildConfig, out_dir, na
     """Trained Keras classifier -> converted, measured, verified bundle."""
     from .keras_model import predict_scores
 
-    cfg_tok, cfg_model, cfg_train, cfg_conv = config.tokenizer, config.model, config.train, config.convert
+    cfg_tok, cfg_model, cfg_train = config.tokenizer, config.model, config.train
     keras_model, history, tokenizer, labels, test = (trained.keras_model, trained.history, trained.tokenizer,
                                                      trained.labels, trained.test)
     x_train, y_train, x_val, y_val, x_test, y_test = (trained.x_train, trained.y_train, trained.x_val,
@@ -252,7 +252,7 @@ def ship_classifier(trained: TrainedClassifier, config: BuildConfig, out_dir, na
     if config.interop:  # TFLite Metadata for the Task Library and MediaPipe, proven harmless
         chosen, model_meta, interop = interop_model(
             chosen, model_meta, tokenizer.vocab, labels, name, description, x_val,
-            [target, *other_runtimes(cfg_conv.target)], log)
+            [target, *other_runtimes(config.convert.target)], log)
 
     # Metrics on the TFLite model, through one interpreter, in sequence (as on the device).
     tflite = TfliteModel(chosen.model_bytes, model_meta, num_threads=1)

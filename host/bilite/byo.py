@@ -10,7 +10,6 @@ passing form ships, in a bundle that must pass its smoke test on the device runt
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ from bilite_device.tokenizer import Tokenizer
 from .build import BuildResult, bundle_files, finish, library_versions
 from .compare import label_scores
 from .config import ConvertConfig
+from .destination import check_output
 from .errors import ConfigError, DataError, VocabularyError
 from .forms import model_meta, prove_forms
 from .golden import EDGE_TEXTS, make_golden
@@ -31,6 +31,7 @@ from .keras_spec import ModelSpec, read_spec
 from .model_files import load_user_model
 from .spec_convert import convert_forms
 from .target import TargetRunner, find_device_python
+from .user_files import check_sample_labels, parse_labels, read_samples, read_user_text
 from .vocab_files import check_sample_ids, read_vocabulary
 
 PARITY_INPUTS = 200
@@ -64,29 +65,6 @@ def spec_forms(spec: ModelSpec, convert: ConvertConfig) -> tuple[list[str], dict
     return forms, skipped
 
 
-def read_samples(path) -> list[dict]:
-    """Sample texts: JSON lines ``{"text": ..., "ids": [...], "label": ...}`` (ids and label
-    optional) or plain text, one per line."""
-    path = Path(path)
-    samples = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise DataError(f"{path}:{n}: a JSON sample needs a \"text\" string")
-            samples.append(item)
-        else:
-            samples.append({"text": line})
-    if not samples:
-        raise DataError(f"{path} holds no sample texts")
-    return samples
-
-
 def parity_inputs(tokenizer: Tokenizer, texts: list[str], seed: int = 0) -> tuple[np.ndarray, str]:
     """At least PARITY_INPUTS id rows of varied lengths: the sample texts, then prefixes of them
     (1 token up to the full length), so short and long inputs both get proven. Without samples,
@@ -105,8 +83,8 @@ def parity_inputs(tokenizer: Tokenizer, texts: list[str], seed: int = 0) -> tupl
     return np.stack(out), "samples" if len(rows) >= PARITY_INPUTS else "samples and their prefixes"
 
 
-def read_labels(path, spec: ModelSpec) -> list[str]:
-    labels = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+def read_labels(path, spec: ModelSpec, labels: list[str] | None = None) -> list[str]:
+    labels = parse_labels(path) if labels is None else labels
     want = 2 if spec.output_kind == "sigmoid" else spec.output_units
     if len(labels) != want:
         raise DataError(f"{path} lists {len(labels)} labels but the model scores {want} "
@@ -120,6 +98,12 @@ def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None
                  name: str | None = None, device_python: str | None = None, isolate: bool = True,
                  log=print) -> BuildResult:
     t0 = time.perf_counter()
+    check_output(out_dir, name)
+    # The small files first: their mistakes are found in a moment, not after loading the model.
+    labels = parse_labels(labels_path)
+    samples = read_samples(samples_path) if samples_path else []
+    check_sample_labels(samples, labels, labels_path, samples_path)
+    read_user_text(vocab_path, "vocabulary")
     user_model, flavour, fmt = load_user_model(model_path)
     spec = read_spec(user_model, flavour)
     if max_len is None:
@@ -136,8 +120,7 @@ def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None
             "the vocabulary the model was trained with (a Keras Tokenizer's num_words, a "
             "TextVectorization's max_tokens), or retrain with input_dim >= the vocabulary size.")
     tokenizer = Tokenizer(config, vocab)
-    labels = read_labels(labels_path, spec)
-    samples = read_samples(samples_path) if samples_path else []
+    labels = read_labels(labels_path, spec, labels)
     checked = check_sample_ids(tokenizer, samples)
     saved_as = "a SavedModel folder" if fmt == "savedmodel" else f"a .{fmt} file"
     log(f"model: {flavour} model from {saved_as}, {len(spec.layers)} layers ({', '.join(sorted(spec.cells))}"

@@ -206,7 +206,16 @@ def _node_layer(node):
 
 def read_spec(model, flavour: str) -> ModelSpec:
     """The spec of a loaded Keras model, or a typed error naming what cannot be converted."""
-    inp = model.inputs[0]
+    try:
+        inputs = model.inputs
+    except AttributeError:  # Keras 3: a Sequential saved without an Input has no inputs to read
+        inputs = None
+    if not inputs:
+        raise UnsupportedLayerError(
+            f"the model {getattr(model, 'name', '')!r} has no defined inputs (a Sequential saved without an "
+            "input shape): its input length and dtype are unknown. Start it with keras.Input(shape=(max_len,), "
+            "dtype=\"int32\"), copy the weights (model.set_weights) and save it again.")
+    inp = inputs[0]
     dtype = str(getattr(inp, "dtype", "")).replace("<dtype: '", "").rstrip("'>")
     layers = _chain(model)
     for layer in layers:  # string ops first: their message matters more than the input's dtype

@@ -23,10 +23,15 @@ def saved_keras_version(path: Path) -> str:
     if path.suffix == ".keras":
         try:
             with zipfile.ZipFile(path) as archive:
-                return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+                meta = json.loads(archive.read("metadata.json"))
         except (zipfile.BadZipFile, KeyError, ValueError) as exc:
             raise ModelLoadError(f"{path} is not a Keras .keras archive ({exc}); save the model with "
                                  "model.save('model.keras')") from None
+        if not isinstance(meta, dict):  # Keras writes an object; anything else was not saved by it
+            raise ModelLoadError(f"{path} is not a Keras .keras archive (its metadata.json is a JSON "
+                                 f"{type(meta).__name__}, not an object); save the model with "
+                                 "model.save('model.keras')")
+        return str(meta.get("keras_version", ""))
     import h5py
 
     try:
@@ -51,7 +56,10 @@ def load_user_model(path) -> tuple[object, str, str]:
                 f"{path} is a SavedModel without Keras layers (Keras 3's model.export() writes only a "
                 "serving function, which bilite cannot rebuild into a static, builtin-only graph). "
                 "Save the Keras model instead: model.save('model.keras').")
-        return _load(path, "tf_keras"), "tf_keras", "savedmodel"
+        return _load(path, "tf_keras", savedmodel=True), "tf_keras", "savedmodel"
+    if not path.is_file():  # opening a FIFO or a device would block or never end
+        raise ModelLoadError(f"model {path} is not a regular file (a FIFO or device); pass the saved "
+                             ".keras or .h5 file itself, or a SavedModel folder")
     if path.suffix not in (".keras", ".h5", ".hdf5"):
         raise ModelLoadError(f"{path}: expected a .keras or .h5 file or a SavedModel folder, "
                              f"got suffix {path.suffix or '(none)'!r}")
@@ -60,7 +68,7 @@ def load_user_model(path) -> tuple[object, str, str]:
     return _load(path, flavour), flavour, path.suffix.lstrip(".")
 
 
-def _load(path: Path, flavour: str):
+def _load(path: Path, flavour: str, savedmodel: bool = False):
     if flavour == "keras":
         import keras as k
     else:
@@ -76,6 +84,13 @@ def _load(path: Path, flavour: str):
                     "'NotEqual' op it does not know): save the model as .keras instead.")
         elif "custom" in message.lower() or "unknown" in message.lower():
             hint = " The model uses a custom layer or object: bilite converts built-in layers only."
+        elif savedmodel:
+            # Measured: garbage saved_model.pb/keras_metadata.pb files fail deep in the loader with
+            # "list index out of range", "Wire format was corrupt" and the like.
+            raise ModelLoadError(f"{path} is not a readable SavedModel (tf_keras failed with {message!r}): "
+                                 "its saved_model.pb or keras_metadata.pb is damaged or not written by "
+                                 "model.save(); save the model again, preferably as model.save('model.keras')"
+                                 ) from None
         else:
             hint = ""
         raise ModelLoadError(f"{flavour} could not load {path}: {message}.{hint}") from None

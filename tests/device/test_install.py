@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bilite_device import BundleError, ChecksumError, load_bundle
+from bilite_device import BundleError, load_bundle
 from bilite_device.bundle_files import read_bundle_files
 from bilite_device.install import install, rollback, status
 

@@ -10,7 +10,6 @@ from bilite.forms import candidate_forms, choose_form
 from bilite.target import TargetRunner
 from bilite.keras_model import build_model, inference_twin, predict_scores
 from bilite_device.model import TfliteModel
-from bilite_device.tflite_file import read_tflite_facts
 
 VOCAB, LABELS, T = 50, 2, 12
 CFG = ModelConfig(units=4, embed_dim=4, dropout=0.0)

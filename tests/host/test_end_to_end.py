@@ -4,7 +4,6 @@ process, and with `bilite-device` in the device-only environment (no TensorFlow)
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -8,7 +8,6 @@ and a valid model under another suffix was "a bundle archive that could not be o
 import json
 import shutil
 
-import pytest
 from click.testing import CliRunner
 
 from bilite.cli import main
