@@ -338,36 +338,34 @@ class Tokenizer:
         return np.stack(rows)
 
 
-def check_vocab(vocab: list[str], config: TokenizerConfig | None = None) -> None:
+REBUILD = "Rebuild the bundle with `bilite build`."
+
+
+def check_vocab(vocab: list[str], config: TokenizerConfig | None = None, *, source: str = "vocabulary",
+                place=lambda i: f"id {i}", fix: str = REBUILD) -> None:
+    """Refuse a vocabulary the rules cannot use. ``source``, ``place`` (id -> where it is) and
+    ``fix`` let the host name a user's own file, its lines and the right advice (a user's
+    vocabulary is not rebuilt with `bilite build`)."""
     config = config or TokenizerConfig()
     pad, unk = config.pad_token, config.unk_token
     if config.profile == PROFILE and (len(vocab) < 2 or vocab[0] != PAD or vocab[1] != UNK):
-        raise BundleError(
-            f"vocabulary must start with {PAD!r} (id 0) and {UNK!r} (id 1); saw {vocab[:2]!r}. "
-            "Rebuild the bundle with `bilite build`."
-        )
+        raise BundleError(f"{source} must start with {PAD!r} (id 0) and {UNK!r} (id 1); saw {vocab[:2]!r}. {fix}")
     if not vocab or vocab[0] != pad or (unk and unk not in vocab):
         raise BundleError(
-            f"the {config.profile} vocabulary must start with {pad!r} (id 0)"
-            + (f" and hold the unknown token {unk!r}" if unk else "")
-            + f"; saw {vocab[:3]!r}. Rebuild the bundle."
-        )
-    seen, dups = set(), []
-    for token in vocab:
-        if token in seen:
-            dups.append(token)
-        seen.add(token)
+            f"the {config.profile} {source} must start with {pad!r} (id 0)"
+            + (f" and hold the unknown token {unk!r}" if unk else "") + f"; saw {vocab[:3]!r}. {fix}")
+    first, dups = {}, []
+    for i, token in enumerate(vocab):
+        if token in first:
+            dups.append(f"{place(i)} {token!r} repeats {place(first[token])}")
+        first.setdefault(token, i)
     if dups:
-        raise BundleError(
-            f"vocabulary has {len(dups)} duplicate token(s), e.g. {dups[:3]!r}: ids would be "
-            "ambiguous. Rebuild the bundle with `bilite build`."
-        )
+        raise BundleError(f"{source} has {len(dups)} duplicate token(s): " + "; ".join(dups[:3])
+                          + f"; ids would be ambiguous. {fix}")
     # bilite's own tokens never hold whitespace; other tokenizers' may (TextVectorization keeps
     # "a\u00a0b" whole), but one token per line means never a newline.
-    bad = [t for t in vocab if not t or "\n" in t
+    bad = [f"{place(i)} {t!r}" for i, t in enumerate(vocab) if not t or "\n" in t
            or (config.profile == PROFILE and any(ch.isspace() for ch in t))]
     if bad:
-        raise BundleError(
-            f"vocabulary has {len(bad)} empty or whitespace-containing token(s), e.g. {bad[:3]!r}; "
-            "tokens never contain whitespace. Rebuild the bundle with `bilite build`."
-        )
+        raise BundleError(f"{source} has {len(bad)} empty or whitespace-containing token(s): "
+                          + "; ".join(bad[:3]) + f"; the {config.profile} rules never make such a token. {fix}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from bilite_device.profiles import (BILITE, KERAS_TOKENIZER, REGEX, TEXTVECTORIZATION,
                                     TEXTVECTORIZATION_PUNCTUATION)
-from bilite_device.tokenizer import Tokenizer, TokenizerConfig
+from bilite_device.tokenizer import Tokenizer, TokenizerConfig, check_vocab
 
 from .errors import BiliteError, DataError, TokenizerMismatchError, VocabularyError
 from .user_files import read_user_text
@@ -63,13 +63,13 @@ def read_vocabulary(path, max_len: int, rules: str = "auto", standardize: str | 
     if lowercase is not None and config.profile in (BILITE, KERAS_TOKENIZER):
         changes["lowercase"] = lowercase
     config = replace(config, **changes)
-    _check_entries(vocab, config, path, place)
-    try:
-        tokenizer = Tokenizer(config, vocab)
-    except BiliteError as exc:  # what _check_entries did not foresee, said about this file
-        raise VocabularyError(f"vocabulary {path}: {exc}".replace(" Rebuild the bundle with `bilite build`.", "")
-                              .replace(" Rebuild the bundle.", "")) from None
-    check_reachable(tokenizer, path, place)
+    try:  # the device's own check, told where the entries are in the user's file
+        check_vocab(vocab, config, source=f"vocabulary {path}", place=place,
+                    fix="Each line is one id, so the file was edited or is not the one the model was "
+                        "trained with: pass the vocabulary saved with the model.")
+    except BiliteError as exc:
+        raise VocabularyError(str(exc)) from None
+    check_reachable(Tokenizer(config, vocab), path, place)
     return config, vocab
 
 
@@ -211,28 +211,6 @@ def _plain(entries: list[str], path: Path, max_len: int, rules: str, unk_token: 
     vocab[at] = config.unk_token
     vocab[0] = config.pad_token  # id 0 pads, whatever the user called it
     return config, vocab
-
-
-def _check_entries(vocab: list[str], config: TokenizerConfig, path: Path, place) -> None:
-    """Duplicate, empty or whitespace-holding entries, named by their place in the user's file."""
-    first, dups = {}, []
-    for i, token in enumerate(vocab):
-        if token in first:
-            dups.append(f"{place(i)} {token!r} repeats {place(first[token])}")
-        first.setdefault(token, i)
-    if dups:
-        raise VocabularyError(f"vocabulary {path} has {len(dups)} duplicate entr{'y' if len(dups) == 1 else 'ies'}: "
-                              + "; ".join(dups[:3]) + ". Each token has one id, so the file was edited or is not "
-                              "the one the model was trained with: pass the vocabulary saved with the model")
-    # bilite's own tokens never hold whitespace; other tokenizers' may (TextVectorization keeps
-    # "a\u00a0b" whole), but one token per line means never a newline.
-    bad = [f"{place(i)} {t!r}" for i, t in enumerate(vocab) if not t or "\n" in t
-           or (config.profile == BILITE and any(ch.isspace() for ch in t))]
-    if bad:
-        raise VocabularyError(f"vocabulary {path} has {len(bad)} empty or whitespace-holding entr"
-                              f"{'y' if len(bad) == 1 else 'ies'}: " + "; ".join(bad[:3]) + f". The "
-                              f"{config.profile} rules never make such a token (a blank line or a stray "
-                              "space?); every line is an id, so pass the vocabulary saved with the model")
 
 
 _REACH_FIX = {
