@@ -276,10 +276,11 @@ def read_bundle_files(path) -> dict[str, bytes]:
     return {name: blob for name, blob in files.items() if name in listed or name == CHECKSUMS_FILE}
 
 
-def verify_checksums(files: dict[str, bytes], where: str) -> set[str]:
+def parse_checksums(blob: bytes, where: str) -> dict[str, str]:
+    """name -> sha256 hex digest from a ``checksums.sha256`` file, or a ChecksumError."""
     expected: dict[str, str] = {}
     try:
-        text = files[CHECKSUMS_FILE].decode("utf-8")
+        text = blob.decode("utf-8")
     except UnicodeDecodeError:
         raise ChecksumError(f"{CHECKSUMS_FILE} in {where} is not text; the bundle is damaged.") from None
     for line in text.splitlines():
@@ -289,6 +290,11 @@ def verify_checksums(files: dict[str, bytes], where: str) -> set[str]:
         if name in expected and expected[name] != digest.lower():
             raise ChecksumError(f"{CHECKSUMS_FILE} in {where} lists {name} twice with different digests")
         expected[name] = digest.lower()
+    return expected
+
+
+def verify_checksums(files: dict[str, bytes], where: str) -> set[str]:
+    expected = parse_checksums(files[CHECKSUMS_FILE], where)
     unlisted = [n for n in REQUIRED_FILES if n != CHECKSUMS_FILE and n not in expected]
     if unlisted:
         raise ChecksumError(

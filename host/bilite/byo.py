@@ -83,14 +83,13 @@ def parity_inputs(tokenizer: Tokenizer, texts: list[str], seed: int = 0) -> tupl
     return np.stack(out), "samples" if len(rows) >= PARITY_INPUTS else "samples and their prefixes"
 
 
-def read_labels(path, spec: ModelSpec, labels: list[str] | None = None) -> list[str]:
-    labels = parse_labels(path) if labels is None else labels
+def check_label_count(labels: list[str], spec: ModelSpec, path) -> None:
+    """The labels file (already parsed) must name each of the model's outputs."""
     want = 2 if spec.output_kind == "sigmoid" else spec.output_units
     if len(labels) != want:
         raise DataError(f"{path} lists {len(labels)} labels but the model scores {want} "
                         f"({spec.output_kind} head with {spec.output_units} unit(s)); one label per line, "
                         "in the model's output order" + (" (negative first)" if want == 2 else ""))
-    return labels
 
 
 def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None, max_len: int | None = None,
@@ -103,7 +102,7 @@ def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None
     labels = parse_labels(labels_path)
     samples = read_samples(samples_path) if samples_path else []
     check_sample_labels(samples, labels, labels_path, samples_path)
-    read_user_text(vocab_path, "vocabulary")
+    vocab_text = read_user_text(vocab_path, "vocabulary")  # read once, parsed when max_len is known
     user_model, flavour, fmt = load_user_model(model_path)
     spec = read_spec(user_model, flavour)
     if max_len is None:
@@ -112,7 +111,7 @@ def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None
         max_len = spec.length
     elif spec.length is not None and spec.length != max_len:
         raise ConfigError(f"--max-len {max_len} contradicts the model's input length {spec.length}")
-    config, vocab = read_vocabulary(vocab_path, max_len, rules, **(vocab_options or {}))
+    config, vocab = read_vocabulary(vocab_path, max_len, rules, **(vocab_options or {}), text=vocab_text)
     if spec.embedding_rows < len(vocab):
         raise VocabularyError(
             f"the model's Embedding has {spec.embedding_rows} rows but the vocabulary has {len(vocab)} "
@@ -120,7 +119,7 @@ def bundle_model(model_path, vocab_path, labels_path, out_dir, samples_path=None
             "the vocabulary the model was trained with (a Keras Tokenizer's num_words, a "
             "TextVectorization's max_tokens), or retrain with input_dim >= the vocabulary size.")
     tokenizer = Tokenizer(config, vocab)
-    labels = read_labels(labels_path, spec, labels)
+    check_label_count(labels, spec, labels_path)
     checked = check_sample_ids(tokenizer, samples)
     saved_as = "a SavedModel folder" if fmt == "savedmodel" else f"a .{fmt} file"
     log(f"model: {flavour} model from {saved_as}, {len(spec.layers)} layers ({', '.join(sorted(spec.cells))}"

@@ -15,11 +15,12 @@ import unicodedata
 import zlib
 from pathlib import Path
 
-from bilite_device.schema import CHECKSUMS_FILE
+from bilite_device.bundle_files import parse_checksums
+from bilite_device.errors import BiliteError
+from bilite_device.schema import CHECKSUMS_FILE, METADATA_FILE
 
 from .errors import DestinationError
 
-METADATA_FILE = "metadata.json"
 MAX_NAME = 100
 
 
@@ -79,11 +80,11 @@ def _check_writable_parent(out_dir: Path) -> None:
 
 
 def _listed(checksums: Path) -> set[str]:
+    """The names a bundle folder's checksums file lists; none if it is not one bilite wrote."""
     try:
-        lines = checksums.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        return set(parse_checksums(checksums.read_bytes(), str(checksums.parent)))
+    except (OSError, BiliteError):
         return set()
-    return {name for digest, sep, name in (line.partition("  ") for line in lines) if sep and len(digest) == 64}
 
 
 def _foreign_entries(folder: Path) -> list[str]:

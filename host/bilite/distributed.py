@@ -147,10 +147,6 @@ def parse_tf_config(text: str | None) -> WorkerRole:
                       tuple(chiefs) + tuple(workers), (chiefs if task_type == "chief" else workers)[index])
 
 
-def _peers(role: WorkerRole) -> list[str]:
-    return [a for a in role.addresses if a != role.address]
-
-
 def _create_multiworker_strategy(tf, role: WorkerRole, log):
     """MultiWorkerMirroredStrategy(), announced, and stoppable with Ctrl-C while it waits.
 
@@ -161,7 +157,7 @@ def _create_multiworker_strategy(tf, role: WorkerRole, log):
     import signal
     import threading
 
-    peers = _peers(role)
+    peers = [a for a in role.addresses if a != role.address]
     if peers:
         log(f"waiting for worker(s) {', '.join(peers)} (TF_CONFIG) to start; this process listens on "
             f"{role.address}. It waits until they all run: start them, or press Ctrl-C to stop")

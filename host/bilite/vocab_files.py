@@ -37,9 +37,11 @@ _PLAIN = dict(normalization="none", fold_digits=False)
 
 def read_vocabulary(path, max_len: int, rules: str = "auto", standardize: str | None = None,
                     padding: str | None = None, truncation: str | None = None,
-                    unk_token: str | None = None, lowercase: bool | None = None) -> tuple[TokenizerConfig, list[str]]:
+                    unk_token: str | None = None, lowercase: bool | None = None,
+                    text: str | None = None) -> tuple[TokenizerConfig, list[str]]:
+    """``text``: the file's content when the caller has read it already (with read_user_text)."""
     path = Path(path)
-    text = read_user_text(path, "vocabulary")
+    text = read_user_text(path, "vocabulary") if text is None else text
     data = _json_content(text, path)
     if isinstance(data, dict):
         config, vocab = _keras_tokenizer(data, path, max_len)

@@ -32,3 +32,17 @@ def test_package_imports_nothing_from_the_host():
     importlib.reload(bilite_device)
     assert not any(name == "bilite" or name.startswith("bilite.") for name in sys.modules)
     assert "tensorflow" not in sys.modules
+
+
+def test_a_runtime_without_version_attribute_is_versioned_from_its_distribution(monkeypatch):
+    """Bug: the fallback for a runtime package without ``__version__`` called importlib.metadata
+    without importing it (a NameError instead of a version)."""
+    from importlib import metadata
+
+    from bilite_device import runtime
+
+    real = find_runtime()
+    top = importlib.import_module(dict(runtime._CANDIDATES)[real.name].rsplit(".", 1)[0])
+    monkeypatch.delattr(top, "__version__", raising=False)
+    monkeypatch.setattr(runtime, "_found", None)
+    assert runtime.find_runtime().version == metadata.version(real.name)
